@@ -24,7 +24,9 @@ import (
 // in which ids made by the suite cannot collide with other data.
 func RunClientStore(t *testing.T, newStore func(t *testing.T) auth.ClientStore) {
 	ctx := context.Background()
-	id := func(t *testing.T, s string) string { return fmt.Sprintf("authtest-%s-%d-%s", t.Name(), time.Now().UnixNano(), s) }
+	id := func(t *testing.T, s string) string {
+		return fmt.Sprintf("authtest-%s-%d-%s", t.Name(), time.Now().UnixNano(), s)
+	}
 
 	t.Run("RoundTrip", func(t *testing.T) {
 		s := newStore(t)
