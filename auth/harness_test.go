@@ -1,11 +1,19 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,6 +255,7 @@ func newHarness(t *testing.T, tweak ...func(*auth.Config)) *harness {
 			{ID: "introspector", SecretHash: secretHash, Scopes: []string{auth.IntrospectScope, "reports"}},
 		},
 		OnEvent: h.events.add,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:     h.clock.Now,
 	}
 	for _, f := range tweak {
@@ -256,7 +265,7 @@ func newHarness(t *testing.T, tweak ...func(*auth.Config)) *harness {
 	require.NoError(t, err)
 	h.res, err = auth.NewResource(auth.ResourceConfig{
 		Validator: h.srv.Validator(), DPoP: h.srv.DPoP(), Store: h.store, Origin: issuer,
-		AcceptBearerTokens: true, Now: h.clock.Now,
+		AcceptBearerTokens: true, Now: h.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
@@ -321,4 +330,104 @@ func (h *harness) post(c *client.Client, path string) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodPost, h.issuer()+path, nil)
 	require.NoError(h.t, err)
 	return c.Do(req)
+}
+
+// raw is a hand-driven client for tests that send what a well-behaved
+// client never would.
+type raw struct {
+	h   *harness
+	key *ecdsa.PrivateKey
+	ps  *client.ProofSigner
+	id  string
+}
+
+func (h *harness) raw() *raw {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(h.t, err)
+	ps, err := client.NewProofSigner(k)
+	require.NoError(h.t, err)
+	return &raw{h: h, key: k, ps: ps}
+}
+
+func (r *raw) proof(method, path, token string) string {
+	p, err := r.ps.Proof(method, r.h.issuer()+path, token, "", r.h.clock.Now())
+	require.NoError(r.h.t, err)
+	return p
+}
+
+// do sends a request; body may be a string (sent as is) or any value
+// (sent as JSON). It returns the status and the decoded JSON body.
+func (r *raw) do(method, path string, body any, contentType string, hdr map[string]string) (int, map[string]any, http.Header) {
+	r.h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		require.NoError(r.h.t, err)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, r.h.issuer()+path, rd)
+	require.NoError(r.h.t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(r.h.t, err)
+	defer resp.Body.Close()
+	out := map[string]any{}
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out, resp.Header
+}
+
+func (r *raw) nonce() string {
+	_, out, _ := r.do("POST", "/oauth/nonce", nil, "", nil)
+	n, _ := out["nonce"].(string)
+	require.NotEmpty(r.h.t, n)
+	return n
+}
+
+func (r *raw) registration() map[string]any {
+	return map[string]any{
+		"app_id": "com.example.travel", "app_version": "1.10.0", "platform": "ios", "channel": "phone",
+		"device_id": "raw-device", "jwk": r.ps.PublicJWK(), "nonce": r.nonce(),
+	}
+}
+
+func (r *raw) register() {
+	status, out, _ := r.do("POST", "/oauth/register", r.registration(), "application/json",
+		map[string]string{"DPoP": r.proof("POST", "/oauth/register", "")})
+	require.Equal(r.h.t, http.StatusCreated, status, out)
+	r.id = out["client_id"].(string)
+}
+
+func (r *raw) challenge(body map[string]any) (int, map[string]any) {
+	status, out, _ := r.do("POST", "/oauth/authorize-challenge", body, "application/json",
+		map[string]string{"DPoP": r.proof("POST", "/oauth/authorize-challenge", "")})
+	return status, out
+}
+
+func (r *raw) token(form url.Values) (int, map[string]any) {
+	status, out, _ := r.do("POST", "/oauth/token", form.Encode(), "application/x-www-form-urlencoded",
+		map[string]string{"DPoP": r.proof("POST", "/oauth/token", "")})
+	return status, out
+}
+
+// login signs in as alice and returns the code.
+func (r *raw) code(scope string) string {
+	status, out := r.challenge(map[string]any{"client_id": r.id, "scope": scope})
+	if status == http.StatusOK { // the password's success still holds
+		return out["authorization_code"].(string)
+	}
+	require.Equal(r.h.t, http.StatusUnauthorized, status, out)
+	status, out = r.challenge(map[string]any{"auth_session": out["auth_session"],
+		"answers": map[string]any{"UserLogin": map[string]string{"username": "alice", "password": "correct horse"}}})
+	require.Equal(r.h.t, http.StatusOK, status, out)
+	return out["authorization_code"].(string)
 }
