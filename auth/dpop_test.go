@@ -36,6 +36,13 @@ type dpopVectors struct {
 	} `json:"proofs"`
 }
 
+func readVectors(t testing.TB, v *dpopVectors) {
+	t.Helper()
+	b, err := os.ReadFile("testdata/rfc9449_dpop_proofs.json")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, v))
+}
+
 func newVerifier(t testing.TB, now func() time.Time, mut ...func(*auth.DPoPConfig)) *auth.DPoPVerifier {
 	t.Helper()
 	cfg := auth.DPoPConfig{Algorithms: []string{auth.AlgES256, auth.AlgEdDSA}, Store: kv.NewMemory(kv.MemoryConfig{Now: now}), Now: now}
@@ -50,10 +57,8 @@ func newVerifier(t testing.TB, now func() time.Time, mut ...func(*auth.DPoPConfi
 // RFC 9449 Figures 4 and 12.
 func TestDPoPRFC9449Vectors(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("testdata/rfc9449_dpop_proofs.json")
-	require.NoError(t, err)
 	var vec dpopVectors
-	require.NoError(t, json.Unmarshal(b, &vec))
+	readVectors(t, &vec)
 	require.Len(t, vec.Proofs, 2)
 	ctx := context.Background()
 	for _, p := range vec.Proofs {

@@ -157,7 +157,7 @@ func (f *failingStore) Increment(ctx context.Context, k string, d int64, ttl tim
 }
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *kvtest.Clock
 	store    *failingStore
 	clients  *auth.MemoryClients
@@ -219,7 +219,7 @@ const (
 	acrMFA = "urn:test:mfa"
 )
 
-func newHarness(t *testing.T, tweak ...func(*auth.Config)) *harness {
+func newHarness(t testing.TB, tweak ...func(*auth.Config)) *harness {
 	t.Helper()
 	h := &harness{
 		t: t, clock: kvtest.NewClock(), clients: auth.NewMemoryClients(),

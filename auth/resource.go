@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/moatsec/moat/kv"
 )
@@ -273,8 +274,14 @@ func newTokenCache(max int) *tokenCache {
 	return &tokenCache{max: max, byID: make(map[[sha256.Size]byte]*cachedToken)}
 }
 
+// tokenKey hashes a token without copying it (a []byte conversion would
+// allocate on every request; SHA-256 only reads its input).
+func tokenKey(token string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
 func (c *tokenCache) get(token string, now time.Time) *cachedToken {
-	k := sha256.Sum256([]byte(token))
+	k := tokenKey(token)
 	c.mu.RLock()
 	e := c.byID[k]
 	c.mu.RUnlock()
@@ -285,7 +292,7 @@ func (c *tokenCache) get(token string, now time.Time) *cachedToken {
 }
 
 func (c *tokenCache) put(token string, e *cachedToken, now time.Time) {
-	k := sha256.Sum256([]byte(token))
+	k := tokenKey(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.byID) >= c.max {

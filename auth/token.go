@@ -178,56 +178,71 @@ func (v *Validator) Validate(token string) (*Principal, error) {
 	return c.principal(), nil
 }
 
+// ValidateClaims is Validate that also returns the verified claims as
+// JSON, for tools that show a token.
+func (v *Validator) ValidateClaims(token string) (*Principal, json.RawMessage, error) {
+	c, payload, err := v.validateRaw(token)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.principal(), payload, nil
+}
+
 func (v *Validator) validate(token string) (*accessClaims, error) {
+	c, _, err := v.validateRaw(token)
+	return c, err
+}
+
+func (v *Validator) validateRaw(token string) (*accessClaims, json.RawMessage, error) {
 	jws, err := parseCompactJWS(token, v.cfg.MaxTokenSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !containsString(v.cfg.Algorithms, jws.header.Alg) {
-		return nil, fmt.Errorf("%w: %q", ErrAlgorithmNotAllowed, truncate(jws.header.Alg))
+		return nil, nil, fmt.Errorf("%w: %q", ErrAlgorithmNotAllowed, truncate(jws.header.Alg))
 	}
 	if !strings.EqualFold(jws.header.Typ, TokenType) && !strings.EqualFold(jws.header.Typ, "application/"+TokenType) {
-		return nil, ErrWrongTokenType
+		return nil, nil, ErrWrongTokenType
 	}
 	if jws.header.Kid == "" {
-		return nil, fmt.Errorf("%w: token has no kid", ErrUnknownKey)
+		return nil, nil, fmt.Errorf("%w: token has no kid", ErrUnknownKey)
 	}
 	key, ok := v.cfg.Keys.VerificationKey(jws.header.Kid)
 	if !ok {
-		return nil, ErrUnknownKey
+		return nil, nil, ErrUnknownKey
 	}
 	if key.Algorithm != jws.header.Alg {
-		return nil, fmt.Errorf("%w: key %s is for %s", ErrAlgorithmNotAllowed, key.ID, key.Algorithm)
+		return nil, nil, fmt.Errorf("%w: key %s is for %s", ErrAlgorithmNotAllowed, key.ID, key.Algorithm)
 	}
 	if err := jws.verify(key.Algorithm, key.Key); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var c accessClaims
 	if err := json.Unmarshal(jws.payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformedToken, err)
+		return nil, nil, fmt.Errorf("%w: claims: %v", ErrMalformedToken, err)
 	}
 	if c.Issuer != v.cfg.Issuer {
-		return nil, ErrWrongIssuer
+		return nil, nil, ErrWrongIssuer
 	}
 	if !containsString(c.Audience, v.cfg.Audience) {
-		return nil, ErrWrongAudience
+		return nil, nil, ErrWrongAudience
 	}
 	if c.Expiry == 0 || c.ID == "" || c.ClientID == "" || c.IssuedAt == 0 {
-		return nil, fmt.Errorf("%w: exp, iat, jti and client_id are required", ErrMissingClaim)
+		return nil, nil, fmt.Errorf("%w: exp, iat, jti and client_id are required", ErrMissingClaim)
 	}
 	now := v.cfg.Now()
 	leeway := int64(v.cfg.Leeway / time.Second)
 	unix := now.Unix()
 	if unix >= c.Expiry+leeway {
-		return nil, ErrTokenExpired
+		return nil, nil, ErrTokenExpired
 	}
 	if c.NotBefore != 0 && unix+leeway < c.NotBefore {
-		return nil, ErrTokenNotYetValid
+		return nil, nil, ErrTokenNotYetValid
 	}
 	if unix+leeway < c.IssuedAt {
-		return nil, ErrTokenNotYetValid
+		return nil, nil, ErrTokenNotYetValid
 	}
-	return &c, nil
+	return &c, jws.payload, nil
 }
 
 // truncate shortens attacker-supplied text before it goes into an error.
