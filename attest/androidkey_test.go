@@ -288,7 +288,10 @@ func TestAndroidKeyVerifierPolicy(t *testing.T) {
 		}, err: ErrPackage},
 		{name: "unlocked test device refused", file: "akita_sdk34_TEE_EC_NONE.pem", at: "2024-09-26T22:31:25.586Z", challenge: "challenge", err: ErrRootOfTrust},
 		{name: "unlocked test device insecurely allowed", file: "akita_sdk34_TEE_EC_NONE.pem", at: "2024-09-26T22:31:25.586Z", challenge: "challenge", cfg: func(c *AndroidKeyConfig) { c.InsecureAllowUnverifiedBoot = true }, level: SecurityTEE},
-		{name: "strongbox device", file: "blueline_sdk28_SB_RSA_NONE.pem", at: "2020-08-29T08:21:14.215Z", challenge: "challenge", cfg: func(c *AndroidKeyConfig) { c.InsecureAllowUnverifiedBoot = true; c.MinSecurityLevel = SecurityStrongBox }, level: SecurityStrongBox},
+		{name: "strongbox device", file: "blueline_sdk28_SB_RSA_NONE.pem", at: "2020-08-29T08:21:14.215Z", challenge: "challenge", cfg: func(c *AndroidKeyConfig) {
+			c.InsecureAllowUnverifiedBoot = true
+			c.MinSecurityLevel = SecurityStrongBox
+		}, level: SecurityStrongBox},
 		{name: "software attestation", file: "marlin_sdk29_TEE_EC_NONE.pem", at: "2019-10-29T00:21:52Z", challenge: "challenge", err: ErrUnknownRoot},
 		{name: "software attestation with its root but TEE minimum", file: "marlin_sdk29_TEE_EC_NONE.pem", at: "2019-10-29T00:21:52Z", challenge: "challenge", cfg: func(c *AndroidKeyConfig) {
 			m := readChain(t, "androidkey/marlin_sdk29_TEE_EC_NONE.pem")
