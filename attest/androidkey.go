@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -168,21 +169,11 @@ func (a *AndroidKey) VerifyChain(chain []*x509.Certificate, challenge []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	if len(challenge) == 0 || subtle.ConstantTimeCompare(kd.AttestationChallenge, challenge) != 1 {
-		return nil, refuse(ErrChallengeMismatch, "attestation challenge differs")
-	}
-	if kd.AttestationSecurityLevel < a.minLevel || kd.KeyMintSecurityLevel < a.minLevel {
-		return nil, refuse(ErrSecurityLevel, "attestation %s, key %s, minimum %s",
-			kd.AttestationSecurityLevel, kd.KeyMintSecurityLevel, a.minLevel)
-	}
-	rot := kd.RootOfTrust()
-	if !a.insecure {
-		if rot == nil {
-			return nil, refuse(ErrRootOfTrust, "no hardware-enforced root of trust")
-		}
-		if rot.VerifiedBootState != BootVerified || !rot.DeviceLocked {
-			return nil, refuse(ErrRootOfTrust, "verified boot %s, device locked %t", rot.VerifiedBootState, rot.DeviceLocked)
-		}
+	err = CheckKeyDescription(kd, KeyDescriptionPolicy{
+		Challenge: challenge, MinSecurityLevel: a.minLevel, InsecureAllowUnverifiedBoot: a.insecure,
+	})
+	if err != nil {
+		return nil, err
 	}
 	pkg, version, err := a.matchPackage(kd)
 	if err != nil {
@@ -241,6 +232,51 @@ func androidClaims(kd *KeyDescription) map[string]string {
 	return c
 }
 
+// KeyDescriptionPolicy is what [CheckKeyDescription] requires of a
+// verified chain's KeyDescription.
+type KeyDescriptionPolicy struct {
+	// Challenge is the expected attestation challenge. Required.
+	Challenge []byte
+	// MinSecurityLevel: zero means SecurityTEE.
+	MinSecurityLevel SecurityLevel
+	// Package, when not empty, must be one of the attested package names.
+	// Only the name is compared: [AndroidKey] also checks signing digests.
+	Package string
+	// InsecureAllowUnverifiedBoot accepts an unverified boot state or an
+	// unlocked bootloader. False (the default) refuses them.
+	InsecureAllowUnverifiedBoot bool
+}
+
+// CheckKeyDescription checks kd's challenge (constant time), attestation
+// and KeyMint security levels, hardware-enforced root of trust and,
+// optionally, package name against p.
+func CheckKeyDescription(kd *KeyDescription, p KeyDescriptionPolicy) error {
+	minLevel := p.MinSecurityLevel
+	if minLevel == SecurityUnknown {
+		minLevel = SecurityTEE
+	}
+	if len(p.Challenge) == 0 || subtle.ConstantTimeCompare(kd.AttestationChallenge, p.Challenge) != 1 {
+		return refuse(ErrChallengeMismatch, "attestation challenge differs")
+	}
+	if kd.AttestationSecurityLevel < minLevel || kd.KeyMintSecurityLevel < minLevel {
+		return refuse(ErrSecurityLevel, "attestation %s, key %s, minimum %s",
+			kd.AttestationSecurityLevel, kd.KeyMintSecurityLevel, minLevel)
+	}
+	if !p.InsecureAllowUnverifiedBoot {
+		rot := kd.RootOfTrust()
+		if rot == nil {
+			return refuse(ErrRootOfTrust, "no hardware-enforced root of trust")
+		}
+		if rot.VerifiedBootState != BootVerified || !rot.DeviceLocked {
+			return refuse(ErrRootOfTrust, "verified boot %s, device locked %t", rot.VerifiedBootState, rot.DeviceLocked)
+		}
+	}
+	if p.Package != "" && !slices.ContainsFunc(kd.Packages(), func(pi PackageInfo) bool { return pi.Name == p.Package }) {
+		return refuse(ErrPackage, "package %q not attested", p.Package)
+	}
+	return nil
+}
+
 // VerifyAndroidKeyChain checks an Android Key Attestation chain (leaf
 // first) at the given time and returns the leaf's parsed KeyDescription:
 //
@@ -267,23 +303,14 @@ func VerifyAndroidKeyChain(chain []*x509.Certificate, roots []*x509.Certificate,
 	}
 	// Signatures and names first: a forged chain is reported as such, not
 	// as expired.
-	for i := 0; i+1 < len(chain); i++ {
-		c, parent := chain[i], chain[i+1]
-		if !bytes.Equal(c.RawIssuer, parent.RawSubject) {
-			return nil, refuse(ErrChain, "certificate %d issuer %q does not match certificate %d subject %q", i, c.Issuer, i+1, parent.Subject)
-		}
-		if err := c.CheckSignatureFrom(parent); err != nil {
-			return nil, refuse(ErrChain, "certificate %d not signed by certificate %d: %v", i, i+1, err)
-		}
+	if err := verifyLinks(chain); err != nil {
+		return nil, err
 	}
 	if err := anchorChain(chain[len(chain)-1], roots, at); err != nil {
 		return nil, err
 	}
-	for i, c := range chain {
-		if at.Before(c.NotBefore) || at.After(c.NotAfter) {
-			return nil, refuse(ErrCertificateExpired, "certificate %d (%s) valid %s to %s, not at %s", i, c.Subject,
-				c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
-		}
+	if err := checkValidity(chain, at); err != nil {
+		return nil, err
 	}
 	for i, c := range chain {
 		if e, ok := revocations.Lookup(c.SerialNumber); ok {

@@ -182,11 +182,12 @@ func TestAppAttestAssertionManifest(t *testing.T) {
 		ExpectedCounter                                                             uint32
 	}
 	require.NoError(t, json.Unmarshal(readTestdata(t, "appattest/node-app-attest.assertion.json"), &node))
-	cases := []struct {
+	type assertionCase struct {
 		name, assertion, pub, appID, clientData string
 		stored, counter                         uint32
 		err                                     error
-	}{
+	}
+	cases := []assertionCase{
 		{name: "node", assertion: node.AssertionBase64, pub: node.PublicKeyPem, appID: node.TeamIdentifier + "." + node.BundleIdentifier, clientData: node.ClientData, counter: 1},
 		{name: "node other client data", assertion: node.AssertionBase64, pub: node.PublicKeyPem, appID: nodeAppID, clientData: "{}", err: ErrSignature},
 		{name: "node replay", assertion: node.AssertionBase64, pub: node.PublicKeyPem, appID: nodeAppID, clientData: node.ClientData, stored: 1, err: ErrCounter},
@@ -197,21 +198,9 @@ func TestAppAttestAssertionManifest(t *testing.T) {
 		cd := string(mustB64(t, d["clientDataBase64"]))
 		require.Equal(t, "wurzelpfropf", cd)
 		cases = append(cases,
-			struct {
-				name, assertion, pub, appID, clientData string
-				stored, counter                         uint32
-				err                                     error
-			}{name: f, assertion: d["assertionBase64"], pub: d["publicKey"], appID: veehaitchAppID, clientData: cd, counter: 1},
-			struct {
-				name, assertion, pub, appID, clientData string
-				stored, counter                         uint32
-				err                                     error
-			}{name: f + " replayed", assertion: d["assertionBase64"], pub: d["publicKey"], appID: veehaitchAppID, clientData: cd, stored: 1, err: ErrCounter},
-			struct {
-				name, assertion, pub, appID, clientData string
-				stored, counter                         uint32
-				err                                     error
-			}{name: f + " challenge only", assertion: d["assertionBase64"], pub: d["publicKey"], appID: veehaitchAppID, clientData: "wurzel", err: ErrSignature},
+			assertionCase{name: f, assertion: d["assertionBase64"], pub: d["publicKey"], appID: veehaitchAppID, clientData: cd, counter: 1},
+			assertionCase{name: f + " replayed", assertion: d["assertionBase64"], pub: d["publicKey"], appID: veehaitchAppID, clientData: cd, stored: 1, err: ErrCounter},
+			assertionCase{name: f + " challenge only", assertion: d["assertionBase64"], pub: d["publicKey"], appID: veehaitchAppID, clientData: "wurzel", err: ErrSignature},
 		)
 	}
 	for _, c := range cases {

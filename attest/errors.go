@@ -56,6 +56,9 @@ var (
 	ErrCounter = errors.New("moat/attest: counter not accepted")
 	// ErrSignature reports a signature that does not verify.
 	ErrSignature = errors.New("moat/attest: signature does not verify")
+	// ErrAlgorithm reports a signature algorithm that is unknown or not
+	// accepted (SHA-1 unless explicitly allowed).
+	ErrAlgorithm = errors.New("moat/attest: signature algorithm not accepted")
 	// ErrSecurityLevel reports an Android key attested below the minimum
 	// security level.
 	ErrSecurityLevel = errors.New("moat/attest: security level too low")
@@ -82,6 +85,10 @@ var (
 	// ErrKeyBinding reports development evidence whose key is not the
 	// client's key (thumbprint mismatch).
 	ErrKeyBinding = errors.New("moat/attest: attested key is not the client's key")
+	// ErrWebAuthn reports a WebAuthn registration whose client data or
+	// authenticator data does not meet the expectations (type, origin,
+	// flags, credential id, statement requirements).
+	ErrWebAuthn = errors.New("moat/attest: WebAuthn registration not accepted")
 	// ErrAttestationRequired reports a registration without attestation
 	// where the policy requires one.
 	ErrAttestationRequired = errors.New("moat/attest: attestation required")
