@@ -185,21 +185,7 @@ func (a *AppAttest) VerifyAttestation(keyID, attestation, clientDataHash []byte)
 	if len(clientDataHash) == 0 {
 		return nil, refuse(ErrMalformed, "empty clientDataHash")
 	}
-	ao, err := parseAttestationObject(attestation)
-	if err != nil {
-		return nil, err
-	}
-	if ao.Fmt != FormatAppleAppAttest {
-		return nil, refuse(ErrMalformed, "fmt is %q, want %q", ao.Fmt, FormatAppleAppAttest)
-	}
-	var st appAttestStmt
-	if err := cborDec.Unmarshal(ao.AttStmt, &st); err != nil {
-		return nil, refuse(ErrMalformed, "attStmt: %v", err)
-	}
-	if len(st.X5C) < 2 {
-		return nil, refuse(ErrMalformed, "x5c holds %d certificates, want credential and intermediate", len(st.X5C))
-	}
-	ad, err := parseAuthenticatorData(ao.AuthData)
+	st, ad, err := parseAppAttestObject(attestation)
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +245,30 @@ func (a *AppAttest) VerifyAttestation(keyID, attestation, clientDataHash []byte)
 		KeyID: bytes.Clone(keyID), PublicKey: pub, Counter: 0, Receipt: bytes.Clone(st.Receipt),
 		VerifiedAt: now,
 	}, nil
+}
+
+// parseAppAttestObject decodes an "apple-appattest" attestation object
+// into its statement and authenticator data, without verifying anything.
+func parseAppAttestObject(attestation []byte) (*appAttestStmt, *authenticatorData, error) {
+	ao, err := parseAttestationObject(attestation)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ao.Fmt != FormatAppleAppAttest {
+		return nil, nil, refuse(ErrMalformed, "fmt is %q, want %q", ao.Fmt, FormatAppleAppAttest)
+	}
+	var st appAttestStmt
+	if err := cborDec.Unmarshal(ao.AttStmt, &st); err != nil {
+		return nil, nil, refuse(ErrMalformed, "attStmt: %v", err)
+	}
+	if len(st.X5C) < 2 || len(st.X5C) > maxChainLen {
+		return nil, nil, refuse(ErrMalformed, "x5c holds %d certificates, want credential and intermediate", len(st.X5C))
+	}
+	ad, err := parseAuthenticatorData(ao.AuthData)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &st, ad, nil
 }
 
 func (a *AppAttest) envNames() string {
