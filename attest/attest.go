@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"sort"
 	"strconv"
 	"time"
 )
@@ -186,16 +185,6 @@ func (r *Result) Facts() map[string]string {
 		f["insecure"] = "true"
 	}
 	return f
-}
-
-// claimKeys returns the claim names in order, for stable output.
-func (r *Result) claimKeys() []string {
-	ks := make([]string, 0, len(r.Claims))
-	for k := range r.Claims {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // PublicKeyPEM returns the attested public key as a PEM "PUBLIC KEY"
