@@ -89,7 +89,7 @@ func (v *InsecureDevelopmentVerifier) Verify(_ context.Context, ev *Evidence) (*
 		return nil, refuse(ErrSignature, "development evidence signature over the challenge")
 	}
 	return &Result{
-		Format: FormatInsecureDevelopment, Verdict: VerdictInsecure, AppID: ev.AppID, PublicKey: pub,
+		Format: FormatInsecureDevelopment, Verdict: VerdictInsecure, PublicKey: pub,
 		VerifiedAt: v.now(),
 		Claims: map[string]string{
 			"warning": "INSECURE development verifier: proves possession of the client key only, not a genuine app or device",
