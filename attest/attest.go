@@ -44,8 +44,9 @@ type Evidence struct {
 	// key the client registers.
 	KeyThumbprint string
 	// AppID is the app id the client declared (Apple TEAM.BUNDLE, Android
-	// package name). Verifiers check the attested identity against their
-	// own configuration, and also against this when it is not empty.
+	// package name). Platform verifiers check the attested identity
+	// against their own configuration, and also against this when it is
+	// not empty; the development verifier attests no app and ignores it.
 	AppID string
 }
 
@@ -122,7 +123,7 @@ type Result struct {
 	// SecurityLevel is where an Android key lives.
 	SecurityLevel SecurityLevel
 	// AppID is the attested app identity: the Apple app id, the Android
-	// package name.
+	// package name. Empty for the development verifier, which attests none.
 	AppID string
 	// VersionCode is the app's version code as attested by the platform
 	// (Play Integrity appIntegrity.versionCode, Android Key Attestation
