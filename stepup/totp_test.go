@@ -25,7 +25,11 @@ type totpEnv struct {
 
 func newTOTP(t *testing.T, mut func(*stepup.TOTPConfig)) *totpEnv {
 	t.Helper()
-	e := newEnv(t)
+	return newTOTPOn(t, newEnv(t), mut)
+}
+
+func newTOTPOn(t *testing.T, e *env, mut func(*stepup.TOTPConfig)) *totpEnv {
+	t.Helper()
 	sealer, err := stepup.NewMemorySealer()
 	require.NoError(t, err)
 	st := stepup.NewMemoryOTPStore()
