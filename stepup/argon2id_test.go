@@ -126,3 +126,30 @@ func FuzzParseArgon2idHash(f *testing.F) {
 		require.Len(t, key, int(p.KeyLen))
 	})
 }
+
+// BenchmarkPasswordVerify measures one login's hashing with the default
+// (OWASP) parameters; the baseline is a bare argon2.IDKey call through the
+// hasher's parser-free path (Hash), so the figures read as overhead.
+func BenchmarkPasswordVerify(b *testing.B) {
+	ctx := context.Background()
+	h, err := stepup.NewPasswordHasher(stepup.HasherConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc, err := h.Hash(ctx, "correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("hash", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = h.Hash(ctx, "correct horse battery staple")
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _, _ = h.Verify(ctx, enc, "correct horse battery staple")
+		}
+	})
+}

@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,9 +99,16 @@ func newBase(name string, store kv.Store, lc LockoutConfig, validFor time.Durati
 // Name implements auth.Check.
 func (b *base) Name() string { return b.name }
 
-// Lockout returns the check's attempt state machine, for operators (Reset)
-// and for status pages (State).
+// Lockout returns the check's attempt state machine, for status pages
+// (State). Accounts are named "user:<subject>" (and, for the password
+// check's unknown usernames, "unknown:<lower-cased username>").
 func (b *base) Lockout() *Lockout { return b.lock }
+
+// Unblock forgets subject's failures in this check's budget and lifts its
+// block: what an operator or a recovery flow does for a locked-out user.
+func (b *base) Unblock(ctx context.Context, subject string) error {
+	return b.lock.Reset(ctx, "user:"+subject)
+}
 
 func (b *base) success(subject string) auth.CheckResult {
 	return auth.CheckResult{Status: auth.CheckSuccess, Subject: subject, AMR: slices.Clone(b.amr), ValidFor: b.validFor}

@@ -13,7 +13,7 @@ import (
 	"github.com/moatsec/moat/stepup"
 )
 
-func newSMSCheck(t *testing.T, e *env) (*stepup.CodeCheck, *stepup.Outbox) {
+func newSMSCheck(t testing.TB, e *env) (*stepup.CodeCheck, *stepup.Outbox) {
 	t.Helper()
 	out := stepup.NewOutbox()
 	c, err := stepup.NewSMSCheck(stepup.CodeConfig{
@@ -160,6 +160,19 @@ func TestSMSCheckBlocksAcrossChallenges(t *testing.T) {
 	r, err = c.Authorize(ctx, e.req("user-alice", "s3", stepup.CodeAnswer{Code: code}))
 	require.NoError(t, err)
 	require.NotEqual(t, auth.CheckSuccess, r.Status, "the code expired meanwhile")
+
+	// An operator can lift a block at once.
+	for range stepup.DefaultMaxFailures {
+		_, err = c.Authorize(ctx, e.req("user-alice", "s5", stepup.CodeAnswer{Code: "12345x"}))
+		require.NoError(t, err)
+	}
+	r, err = c.Authorize(ctx, e.req("user-alice", "s6", nil))
+	requireStatus(t, auth.CheckBlocked, r, err)
+	require.NoError(t, c.Unblock(ctx, "user-alice"))
+	st, err := c.Lockout().State(ctx, "user:user-alice", e.clock.Now())
+	require.NoError(t, err)
+	require.False(t, st.Blocked)
+	require.Equal(t, stepup.DefaultMaxFailures, st.AttemptsLeft)
 }
 
 func TestSMSCheckConcurrentAnswers(t *testing.T) {

@@ -22,7 +22,7 @@ type env struct {
 	store *kv.Memory
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c := kvtest.NewClock()
 	return &env{clock: c, store: kv.NewMemory(kv.MemoryConfig{Now: c.Now})}

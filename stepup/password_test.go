@@ -11,7 +11,7 @@ import (
 	"github.com/moatsec/moat/stepup"
 )
 
-func newPasswordCheck(t *testing.T, e *env) (*stepup.PasswordCheck, *stepup.MemoryDirectory) {
+func newPasswordCheck(t testing.TB, e *env) (*stepup.PasswordCheck, *stepup.MemoryDirectory) {
 	t.Helper()
 	dir := stepup.NewMemoryDirectory(weakHasher(t))
 	require.NoError(t, dir.AddUser(context.Background(), "alice", "user-alice", "correct horse"))
@@ -122,4 +122,23 @@ func TestPasswordCheckConfig(t *testing.T) {
 	require.ErrorIs(t, err, stepup.ErrInvalidConfig)
 	_, err = stepup.NewPasswordCheck(stepup.PasswordConfig{Users: stepup.NewMemoryDirectory(weakHasher(t)), Hasher: weakHasher(t), Store: e.store})
 	require.ErrorIs(t, err, stepup.ErrInvalidConfig)
+}
+
+func TestPasswordCheckRehash(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	old, err := stepup.NewPasswordHasher(stepup.HasherConfig{
+		Params: stepup.Argon2idParams{Memory: 32, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, InsecureWeakParams: true,
+	})
+	require.NoError(t, err)
+	dir := stepup.NewMemoryDirectory(old)
+	require.NoError(t, dir.AddUser(ctx, "alice", "user-alice", "pw"))
+	var got string
+	c, err := stepup.NewPasswordCheck(stepup.PasswordConfig{Name: "UserLogin", Users: dir, Hasher: weakHasher(t), Store: e.store,
+		Rehash: func(_ context.Context, subject, h string) { got = subject + " " + h }})
+	require.NoError(t, err)
+	r, err := c.Authorize(ctx, e.req("", "s1", stepup.PasswordAnswer{Username: "alice", Password: "pw"}))
+	requireStatus(t, auth.CheckSuccess, r, err)
+	require.Contains(t, got, "user-alice $argon2id$v=19$m=64,t=1,p=1$", "upgraded to the hasher's parameters")
 }

@@ -28,7 +28,7 @@ func newTOTP(t *testing.T, mut func(*stepup.TOTPConfig)) *totpEnv {
 	return newTOTPOn(t, newEnv(t), mut)
 }
 
-func newTOTPOn(t *testing.T, e *env, mut func(*stepup.TOTPConfig)) *totpEnv {
+func newTOTPOn(t testing.TB, e *env, mut func(*stepup.TOTPConfig)) *totpEnv {
 	t.Helper()
 	sealer, err := stepup.NewMemorySealer()
 	require.NoError(t, err)
@@ -44,7 +44,7 @@ func newTOTPOn(t *testing.T, e *env, mut func(*stepup.TOTPConfig)) *totpEnv {
 
 // enroll enrolls subject and confirms with the current code; it returns
 // the key.
-func (te *totpEnv) enroll(t *testing.T, subject string) stepup.OTPKey {
+func (te *totpEnv) enroll(t testing.TB, subject string) stepup.OTPKey {
 	t.Helper()
 	ctx := context.Background()
 	setup, err := te.check.Enroll(ctx, subject, subject+"@example.com", te.clock.Now())
@@ -291,4 +291,21 @@ func TestMemorySealer(t *testing.T) {
 	sealed, _ = s.Seal(ctx, []byte("seed"), nil)
 	_, err = other.Open(ctx, sealed, nil)
 	require.ErrorIs(t, err, stepup.ErrUnsealed)
+}
+
+func TestTOTPConfirmBlocked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	te := newTOTP(t, nil)
+	_, err := te.check.Enroll(ctx, "user-alice", "alice", te.clock.Now())
+	require.NoError(t, err)
+	for range stepup.DefaultMaxFailures - 1 {
+		require.ErrorIs(t, te.check.Confirm(ctx, "user-alice", "12345x", te.clock.Now()), stepup.ErrWrongCode)
+	}
+	err = te.check.Confirm(ctx, "user-alice", "12345x", te.clock.Now())
+	require.ErrorIs(t, err, stepup.ErrBlocked)
+	var be *stepup.BlockedError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, te.clock.Now().Add(stepup.DefaultBlockFor), be.Until)
+	require.NotContains(t, err.Error(), "12345x")
 }
