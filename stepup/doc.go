@@ -82,7 +82,9 @@
 //   - TOTP accepts each code once: the last accepted step is stored per
 //     user and only a newer step passes ([OTPStore.Advance] is atomic), for
 //     the whole acceptance window; the enrollment's confirming code
-//     consumes its step too. Skew defaults to one step either side
+//     consumes its step too. [TOTPCheck.Enroll] makes a random seed;
+//     [TOTPCheck.EnrollSecret] takes one typed or migrated, normalized
+//     (any case, padding, spaces and hyphens) and stored canonically. Skew defaults to one step either side
 //     ([DefaultSkew]); [SkewNone] accepts only the current step. Seeds are
 //     random (20, 32 or 64 bytes for SHA1, SHA256, SHA512), sealed at rest
 //     through a [Sealer] bound to the user and enrollment, and never

@@ -153,20 +153,43 @@ func (c *TOTPCheck) pendingKey(subject string) string {
 	return "stepup:totp-enroll:" + c.name + ":" + digestKey(subject)
 }
 
-// Enroll starts a TOTP enrollment for subject with a fresh random seed,
-// replacing any pending one. accountName is shown in the authenticator
-// app next to the issuer (usually the username or e-mail address). The
-// user's current enrollment, if any, keeps working until Confirm. The
-// caller must have authenticated the user.
+// Enroll starts a TOTP enrollment for subject with a fresh random seed
+// (20, 32 or 64 bytes for SHA1, SHA256, SHA512), replacing any pending
+// one. accountName is shown in the authenticator app next to the issuer
+// (usually the username or e-mail address). The user's current
+// enrollment, if any, keeps working until Confirm. The caller must have
+// authenticated the user.
 func (c *TOTPCheck) Enroll(ctx context.Context, subject, accountName string, now time.Time) (*TOTPSetup, error) {
-	if subject == "" || accountName == "" {
-		return nil, errors.New("moat/stepup: TOTP enrollment needs a subject and an account name")
-	}
 	secret := make([]byte, c.alg.SeedSize())
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("moat/stepup: reading randomness: %w", err)
 	}
 	defer clear(secret)
+	return c.enroll(ctx, subject, accountName, secret, now)
+}
+
+// EnrollSecret is Enroll with a seed the user or an earlier system chose
+// (a migration, a seed typed from another app). The secret is normalized:
+// upper or lower case, with or without padding, spaces and hyphens are
+// accepted, and TOTPSetup.Secret gives its canonical form. An empty
+// secret, a character outside the base32 alphabet, or a seed shorter than
+// 16 bytes (RFC 4226 R6) is refused with ErrInvalidSecret.
+func (c *TOTPCheck) EnrollSecret(ctx context.Context, subject, accountName, secret string, now time.Time) (*TOTPSetup, error) {
+	b, err := ParseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	if len(b) < 16 {
+		return nil, fmt.Errorf("%w: shorter than 128 bits", ErrInvalidSecret)
+	}
+	return c.enroll(ctx, subject, accountName, b, now)
+}
+
+func (c *TOTPCheck) enroll(ctx context.Context, subject, accountName string, secret []byte, now time.Time) (*TOTPSetup, error) {
+	if subject == "" || accountName == "" {
+		return nil, errors.New("moat/stepup: TOTP enrollment needs a subject and an account name")
+	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: c.issuer, AccountName: accountName, Period: TOTPPeriod,
 		Secret: secret, Digits: otp.Digits(c.digits), Algorithm: c.alg.pquerna()})
 	if err != nil {

@@ -309,3 +309,20 @@ func TestTOTPConfirmBlocked(t *testing.T) {
 	require.Equal(t, te.clock.Now().Add(stepup.DefaultBlockFor), be.Until)
 	require.NotContains(t, err.Error(), "12345x")
 }
+
+func TestTOTPEnrollSecret(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	te := newTOTP(t, nil)
+	setup, err := te.check.EnrollSecret(ctx, "user-alice", "alice", "gezd gnbv-gy3t qojq-gezd gnbv gy3t qojq", te.clock.Now())
+	require.NoError(t, err)
+	require.Equal(t, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", setup.Secret, "stored and shown canonically")
+	require.Contains(t, setup.URI, "secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+	code, _ := stepup.OTPKey{Secret: []byte("12345678901234567890")}.TOTP(te.clock.Now())
+	require.NoError(t, te.check.Confirm(ctx, "user-alice", code, te.clock.Now()))
+
+	for _, bad := range []string{"", "  ", "GEZDGNBVGY3TQOJ1GEZDGNBVGY3TQOJQ", "GEZDGNBV"} {
+		_, err := te.check.EnrollSecret(ctx, "user-bob", "bob", bad, te.clock.Now())
+		require.ErrorIs(t, err, stepup.ErrInvalidSecret, bad)
+	}
+}
