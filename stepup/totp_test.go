@@ -326,3 +326,35 @@ func TestTOTPEnrollSecret(t *testing.T) {
 		require.ErrorIs(t, err, stepup.ErrInvalidSecret, bad)
 	}
 }
+
+// failingAdvance is an OTPStore whose Advance fails.
+type failingAdvance struct{ *stepup.MemoryOTPStore }
+
+func (failingAdvance) Advance(context.Context, string, stepup.OTPKind, string, int64) error {
+	return errStoreDown
+}
+
+func TestTOTPStoreErrorsFailClosed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	te := newTOTP(t, nil)
+	k := te.enroll(t, "user-alice")
+	te.clock.Advance(30 * time.Second)
+	code, _ := k.TOTP(te.clock.Now())
+
+	c, err := stepup.NewTOTPCheck(stepup.TOTPConfig{Name: "TOTP", Issuer: "x", Enrollments: failingAdvance{te.store}, Sealer: te.sealer, Store: te.env.store})
+	require.NoError(t, err)
+	r, err := c.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
+	require.ErrorIs(t, err, errStoreDown)
+	require.NotEqual(t, auth.CheckSuccess, r.Status)
+
+	c, err = stepup.NewTOTPCheck(stepup.TOTPConfig{Name: "TOTP", Issuer: "x", Enrollments: te.store, Sealer: te.sealer, Store: failingStore{}})
+	require.NoError(t, err)
+	r, err = c.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
+	require.ErrorIs(t, err, errStoreDown)
+	require.NotEqual(t, auth.CheckSuccess, r.Status)
+
+	// The code was not used up by the failed attempts.
+	r, err = te.check.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
+	requireStatus(t, auth.CheckSuccess, r, err)
+}
