@@ -24,16 +24,25 @@
 //
 // # Checks, their challenges and answers
 //
-//	check                          challenge                                              answer
-//	[PasswordCheck]                {"fields":["username","password"]}                     {"username":"alice","password":"…"}
-//	[CodeCheck] (SMS, e-mail)      {"channel":"sms","to":"+*********78","length":6,       {"code":"123456"} or {"resend":true}
-//	                                "expires_in":300,"resend_in":30}
-//	[TOTPCheck]                    {"digits":6,"period":30}                               {"code":"123456"}
-//	[HOTPCheck]                    {"digits":6}                                           {"code":"123456"}
-//	[RecoveryCheck]                {"format":"XXXX-XXXX-XXXX-XXXX"}                       {"code":"7KQ2-M9XD-4HTR-0BWE"}
-//	[PINCheck]                     {"min_length":4,"max_length":12}                       {"pin":"4821"}
-//	[DeviceKeyCheck]               {"nonce":"…","alg":"ES256","biometry":"fpt"}           {"nonce":"…","signature":"<base64url ES256>"}
-//	[ByChannel]                    {"method":"PIN","step":1,"steps":1,"challenge":{…}}    {"method":"PIN","answer":{…}}
+// Each check's challenge and the answer it expects, as JSON:
+//
+//   - [PasswordCheck]: {"fields":["username","password"]};
+//     answer {"username":"alice","password":"…"}.
+//   - [CodeCheck] ([NewSMSCheck], [NewEmailCheck]): {"channel":"sms",
+//     "to":"+*********78","length":6,"expires_in":300,"resend_in":30};
+//     answer {"code":"123456"}, or {"resend":true} for a new code.
+//   - [TOTPCheck]: {"digits":6,"period":30}; answer {"code":"123456"}.
+//   - [HOTPCheck]: {"digits":6}; answer {"code":"123456"}.
+//   - [RecoveryCheck]: {"format":"XXXX-XXXX-XXXX-XXXX"};
+//     answer {"code":"7KQ2-M9XD-4HTR-0BWE"}.
+//   - [PINCheck]: {"min_length":4,"max_length":12}; answer {"pin":"4821"}.
+//   - [DeviceKeyCheck]: {"nonce":"…","alg":"ES256","biometry":"fpt"};
+//     answer {"nonce":"…","signature":"…"}, the base64url (unpadded)
+//     ECDSA P-256 SHA-256 signature, DER or raw r||s, over
+//     [DeviceKeySigningInput].
+//   - [ByChannel]: {"method":"PIN","step":1,"steps":1,"challenge":{…}}
+//     wrapping the current step's challenge; answer
+//     {"method":"PIN","answer":{…}} wrapping that step's answer.
 //
 // After a failure a challenge also carries "reason" (wrong_code,
 // wrong_credentials, wrong_pin, invalid_signature, expired,
@@ -58,9 +67,12 @@
 // Defaults: 5 failures within an hour block the account for 15 minutes; a
 // blocked check refuses every answer, the right one too, until then (403
 // with when it unblocks). 50 failures without a success in between lock
-// the account until [Lockout.Reset] or 30 days after the first of them;
+// the account until an operator unblocks it (the checks' Unblock method,
+// [Lockout.Reset]) or 30 days after the first of them;
 // no configuration may allow more than 100 (NIST SP 800-63B §5.2.2). The
-// PIN check's own budget is 3 and 10. A success forgets the failures.
+// PIN check's own budget is 3 and 10. A success forgets the failures. A
+// burst of concurrent attempts beyond the budget is refused unverified and
+// blocks the account as that many failures would.
 //
 // # Standards
 //
@@ -109,7 +121,7 @@
 //     success) and sign-out are kept by package auth, which holds the
 //     success state; the checks here are stateless about success.
 //   - A blocked account is a denial-of-service lever for whoever knows a
-//     username; [Lockout.Reset] is the operator's way out.
+//     username; the checks' Unblock method is the operator's way out.
 //   - The HOTP check does not resynchronise a token that drifted past its
 //     look-ahead window (RFC 4226 §7.4); re-import it.
 //   - Several server instances must share CodeConfig.HashKey; otherwise a
