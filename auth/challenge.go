@@ -433,6 +433,18 @@ func (s *Server) grantFrom(c *Client, sess *authSession, got []grantedCheck) *gr
 	if len(got) == 0 {
 		g.Until = s.cfg.Now().Add(s.cfg.AccessTokenTTL).Unix()
 	}
+	if s.cfg.CombineAMR != nil && len(g.AMR) > 0 {
+		combined := s.cfg.CombineAMR(g.AMR)
+		times := make([]int64, len(combined))
+		for i, m := range combined {
+			if j := slices.Index(g.AMR, m); j >= 0 {
+				times[i] = g.AMRTimes[j]
+			} else {
+				times[i] = g.AuthTime // derived values ("mfa") date from the latest factor
+			}
+		}
+		g.AMR, g.AMRTimes = combined, times
+	}
 	g.Checks = names
 	g.ACR = s.acrFor(names)
 	return g

@@ -91,6 +91,10 @@ type Config struct {
 	// ACRs lists the acr values, weakest first. A token's acr is the
 	// strongest value whose checks all succeeded for it.
 	ACRs []ACR
+	// CombineAMR merges the amr lists of the checks that granted a token
+	// (stepup.CombineAMR adds "mfa" when they cover two factor kinds). Nil
+	// means their plain union in order.
+	CombineAMR func(lists ...[]string) []string
 	// SSOChecks names checks whose success is shared by the apps of one SSO
 	// group on one device rather than kept per client.
 	SSOChecks []string

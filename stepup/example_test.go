@@ -92,7 +92,7 @@ func ExampleRequire() {
 	fmt.Println(w.Header().Get("WWW-Authenticate"))
 	// Output:
 	// 401
-	// Bearer realm="moat", error="insufficient_user_authentication", error_description="a different authentication level is required", acr_values="urn:travel:pay", max_age=300
+	// Bearer realm="moat", error="insufficient_user_authentication", error_description="a different authentication level is required", acr_values="urn:travel:pay", max_age="300"
 }
 
 // RFC 6238 Appendix B: the SHA-1 seed at T = 59 s.

@@ -16,7 +16,7 @@ const AnyAge time.Duration = -1
 // recently the user must have authenticated. A request whose token falls
 // short is answered 401 with
 //
-//	WWW-Authenticate: Bearer error="insufficient_user_authentication", acr_values="...", max_age=...
+//	WWW-Authenticate: Bearer error="insufficient_user_authentication", acr_values="...", max_age="..."
 //
 // and the client goes back to the Authorization Challenge Endpoint with
 // those acr_values and max_age.
