@@ -16,6 +16,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
+
+	"github.com/moatsec/moat/internal/httpjson"
 )
 
 // WellKnownPath is where a server publishes its signed pin-set document
@@ -261,7 +263,7 @@ func (h *DocumentHandler) Update(doc *Document) error {
 func (h *DocumentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httpjson.WriteError(w, http.StatusMethodNotAllowed, "invalid_request", "the pin-set document is read with GET", nil)
 		return
 	}
 	cur := h.cur.Load()

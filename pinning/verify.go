@@ -319,10 +319,14 @@ func (v *Verifier) Client(base *http.Client) (*http.Client, error) {
 }
 
 // NewClient returns an *http.Client that enforces pins from src on every
-// connection and trusts roots (nil: the system roots). Hosts without a
-// rule are refused. It is the short path; build a [Verifier] for report
+// connection and trusts roots: required, so the choice is explicit (pass
+// the result of x509.SystemCertPool for the system's roots). Hosts without
+// a rule are refused. It is the short path; build a [Verifier] for report
 // sending, report-only mode or your own transport settings.
 func NewClient(src Source, roots *x509.CertPool) (*http.Client, error) {
+	if roots == nil {
+		return nil, fmt.Errorf("%w: NewClient needs the trusted roots (x509.SystemCertPool for the system's)", ErrUnsafeTLSConfig)
+	}
 	v, err := NewVerifier(Config{Pins: src})
 	if err != nil {
 		return nil, err

@@ -346,6 +346,8 @@ func TestHelpersRefuseBypasses(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnsafeTLSConfig)
 	_, err = v.Client(&http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })})
 	require.ErrorIs(t, err, ErrUnsafeTLSConfig)
+	_, err = NewClient(setFor(t, "a.example.com", randomPin(t), randomPin(t)), nil)
+	require.ErrorIs(t, err, ErrUnsafeTLSConfig, "the roots are an explicit choice")
 
 	base := &http.Client{Timeout: 7 * time.Second}
 	c, err := v.Client(base)
