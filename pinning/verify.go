@@ -164,10 +164,16 @@ func (v *Verifier) verify(host string, port int, cs tls.ConnectionState) error {
 	known, _ := set.PinsFor(h)
 	verified := chainPins(cs.VerifiedChains[:1])
 	if v.reporter != nil {
+		served := cs.PeerCertificates[:min(len(cs.PeerCertificates), maxReportChain)]
 		r := Report{
-			Host: h, Port: port, Time: v.now().UTC().Truncate(time.Second), Mode: v.mode,
-			ServedChain: chainPins([][]*x509.Certificate{cs.PeerCertificates}), VerifiedChain: verified,
-			KnownPins: known, PinSetVersion: set.Version(),
+			Host:          h,
+			Port:          port,
+			Time:          v.now().UTC().Truncate(time.Second),
+			Mode:          v.mode,
+			ServedChain:   chainPins([][]*x509.Certificate{served}),
+			VerifiedChain: verified,
+			KnownPins:     known,
+			PinSetVersion: set.Version(),
 		}
 		r.truncate()
 		v.reporter.Report(r)
