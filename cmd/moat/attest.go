@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -229,26 +228,9 @@ func decodeB64Flag(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(s)
 }
 
-// readPublicKey reads an EC public key from a PEM file, PEM text or
-// base64 DER.
-func readPublicKey(v string) (*ecdsa.PublicKey, error) {
-	data := []byte(v)
-	if !strings.Contains(v, "-----BEGIN") {
-		if b, err := os.ReadFile(v); err == nil {
-			data = b
-		}
-	}
-	var der []byte
-	if blk, _ := pem.Decode(data); blk != nil {
-		der = blk.Bytes
-	} else {
-		d, err := decodeB64Flag(string(data))
-		if err != nil {
-			return nil, errors.New("not a PEM public key, PEM file or base64 DER")
-		}
-		der = d
-	}
-	k, err := x509.ParsePKIXPublicKey(der)
+// readECPublicKey reads an EC public key (see readPublicKey for the forms).
+func readECPublicKey(v string) (*ecdsa.PublicKey, error) {
+	k, err := readPublicKey(v)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +364,7 @@ func runAttestAssert(_ context.Context, std stdio, args []string) int {
 			return usageErrorf(std, "--client-data: %v", err)
 		}
 	}
-	pub, err := readPublicKey(*pubFlag)
+	pub, err := readECPublicKey(*pubFlag)
 	if err != nil {
 		return usageErrorf(std, "--public-key: %v", err)
 	}
@@ -475,7 +457,7 @@ func verifyPlayIntegrityCLI(ctx context.Context, std stdio, f *attestFlags, at t
 	if err != nil {
 		return usageErrorf(std, "--decryption-key must be base64")
 	}
-	ver, err := readPublicKey(f.verKey)
+	ver, err := readECPublicKey(f.verKey)
 	if err != nil {
 		return usageErrorf(std, "--verification-key: %v", err)
 	}

@@ -188,7 +188,8 @@ func otpURI(std stdio, name, usageLine string, args []string, extra func(*flag.F
 	return key, exitOK
 }
 
-func parseAt(s string) (time.Time, error) {
+// parseUnixAt parses an --at flag given in Unix seconds; empty means now.
+func parseUnixAt(s string) (time.Time, error) {
 	if s == "" {
 		return time.Now(), nil
 	}
@@ -219,7 +220,7 @@ func runOTPCode(_ context.Context, std stdio, args []string) int {
 	if o.hotp {
 		code, err = k.HOTP(o.counter)
 	} else {
-		t, perr := parseAt(at)
+		t, perr := parseUnixAt(at)
 		if perr != nil {
 			return usageErrorf(std, "otp code: %v", perr)
 		}
@@ -267,7 +268,7 @@ func runOTPVerify(_ context.Context, std stdio, args []string) int {
 	if skew < 0 || skew > 2 {
 		return usageErrorf(std, "otp verify: --skew must be 0..2")
 	}
-	t, err := parseAt(at)
+	t, err := parseUnixAt(at)
 	if err != nil {
 		return usageErrorf(std, "otp verify: %v", err)
 	}

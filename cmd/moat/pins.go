@@ -409,28 +409,3 @@ func readPrivateKey(path string) (crypto.Signer, error) {
 	}
 	return nil, fmt.Errorf("%s: no PRIVATE KEY or EC PRIVATE KEY block", path)
 }
-
-// readPublicKey reads a PKIX public key or a certificate's key.
-func readPublicKey(path string) (crypto.PublicKey, error) {
-	blocks, err := pemBlocks(path)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range blocks {
-		switch b.Type {
-		case "PUBLIC KEY":
-			k, err := x509.ParsePKIXPublicKey(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %v", path, err)
-			}
-			return k, nil
-		case "CERTIFICATE":
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %v", path, err)
-			}
-			return c.PublicKey, nil
-		}
-	}
-	return nil, fmt.Errorf("%s: no PUBLIC KEY or CERTIFICATE block", path)
-}

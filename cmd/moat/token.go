@@ -45,13 +45,13 @@ func runTokenInspect(ctx context.Context, std stdio, args []string) int {
 	if fs.NArg() != 1 {
 		return usageErrorf(std, "token inspect: give exactly one TOKEN (or - to read it from standard input)")
 	}
+	at0, code := parseAt(std, *at)
+	if code != exitOK {
+		return code
+	}
 	now := time.Now
 	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return usageErrorf(std, "token inspect: --at: %v", err)
-		}
-		now = func() time.Time { return t }
+		now = func() time.Time { return at0 }
 	}
 	token := fs.Arg(0)
 	if token == "-" {
