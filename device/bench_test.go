@@ -24,7 +24,7 @@ func BenchmarkEnforce(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ctl.Close()
-	c := device.Client{DeviceID: "3f1c2b9e-device", AppID: app, Platform: platform, AppVersion: "1.12.4", ClientID: "client-1", RegisteredAt: time.Now()}
+	c := device.Client{DeviceID: "3f1c2b9e-device", AppID: app, Platform: platform, AppVersion: "1.12.4", ClientID: "client-1"}
 	if err := ctl.Register(ctx, c, device.Info{}); err != nil {
 		b.Fatal(err)
 	}

@@ -103,10 +103,6 @@ type Client struct {
 	// attestation verdict reported it (Play Integrity's
 	// appIntegrity.versionCode), or 0 when none did. See [Policy].
 	AttestedVersionCode int64
-	// RegisteredAt is when the client registered. A client registered at
-	// or before its device was unregistered is refused; a zero
-	// RegisteredAt on a device that was ever unregistered is refused.
-	RegisteredAt time.Time
 	// AcceptLanguage is the request's Accept-Language header; it chooses
 	// the language of the operator's message.
 	AcceptLanguage string
@@ -155,7 +151,7 @@ func New(cfg Config) (*Control, error) {
 	c := &Control{
 		store: cfg.Store, kv: cfg.KV, inv: cfg.Invalidator, noticeTTL: cfg.NoticeTTL,
 		deviceMessage: cfg.DeviceMessage, now: cfg.Now, log: cfg.Logger, observe: cfg.Observe,
-		states: newStateCache(cmpOr(cfg.CacheSize, DefaultCacheSize)), policies: newPolicyCache(),
+		states: newStateCache(positiveOr(cfg.CacheSize, DefaultCacheSize)), policies: newPolicyCache(),
 	}
 	switch {
 	case cfg.CacheTTL == 0:
@@ -196,7 +192,7 @@ func New(cfg Config) (*Control, error) {
 	return c, nil
 }
 
-func cmpOr(v, def int) int {
+func positiveOr(v, def int) int {
 	if v > 0 {
 		return v
 	}
@@ -231,14 +227,16 @@ func (c *Control) apply(inv Invalidation) {
 }
 
 // Register records a client's registration (creating the device and app
-// records on first sight, with info) and then decides like [Control.Allow],
-// except that the client is new, so an earlier unregistration of the
-// device does not refuse it. It returns nil, a *[Refusal], or another
-// error when the store failed (answer 503).
+// records on first sight, with info) and then decides like [Control.Allow].
+// It returns nil, a *[Refusal], or another error when the store failed
+// (answer 503). The attempt of a blocked
+// device is recorded too (its LastSeen moves), which tells the operator
+// where a stolen device still shows up.
 //
-// Fields that the registry cannot hold (an empty device id, an id longer
-// than [MaxIDLen], control characters) refuse the registration with a
-// *[Refusal] of status 400 and code "invalid_request".
+// A registration without a device id is refused with device_blocked;
+// fields the registry cannot hold (an id longer than [MaxIDLen], control
+// characters) refuse it with a *[Refusal] of status 400 and code
+// "invalid_request".
 func (c *Control) Register(ctx context.Context, cl Client, info Info) error {
 	if cl.DeviceID == "" {
 		return c.refused(ctx, &cl, newRefusal(CodeDeviceBlocked, "request identifies no device", c.deviceText(&cl), ""))
@@ -251,7 +249,7 @@ func (c *Control) Register(ctx context.Context, cl Client, info Info) error {
 	if err := c.seen(ctx, s); err != nil {
 		return err
 	}
-	_, err := c.check(ctx, &cl, true, false)
+	_, err := c.check(ctx, &cl, false)
 	return err
 }
 
@@ -285,7 +283,7 @@ func (c *Control) seen(ctx context.Context, s Sighting) error {
 // *[Refusal] (device_blocked or app_version_blocked), or another error
 // when the store failed (answer 503).
 func (c *Control) Allow(ctx context.Context, cl Client) error {
-	_, err := c.check(ctx, &cl, false, false)
+	_, err := c.check(ctx, &cl, false)
 	return err
 }
 
@@ -295,10 +293,10 @@ func (c *Control) Allow(ctx context.Context, cl Client) error {
 // notice yet, the [Notice] to deliver. With a warm cache and no notice, it
 // reads no store and does not allocate.
 func (c *Control) Check(ctx context.Context, cl Client) (*Notice, error) {
-	return c.check(ctx, &cl, false, true)
+	return c.check(ctx, &cl, true)
 }
 
-func (c *Control) check(ctx context.Context, cl *Client, registering, notices bool) (*Notice, error) {
+func (c *Control) check(ctx context.Context, cl *Client, notices bool) (*Notice, error) {
 	if cl.DeviceID == "" {
 		return nil, c.refused(ctx, cl, newRefusal(CodeDeviceBlocked, "request identifies no device", c.deviceText(cl), ""))
 	}
@@ -310,13 +308,11 @@ func (c *Control) check(ctx context.Context, cl *Client, registering, notices bo
 	var why string
 	switch {
 	case !st.found:
-		why = "device is not registered"
+		why = "device is not registered; register again"
 	case st.st.Status != Active:
 		why = "device status is " + string(st.st.Status)
 	case st.st.AppStatus != Active:
 		why = "app is disabled on this device"
-	case !registering && !st.st.UnregisteredAt.IsZero() && !cl.RegisteredAt.After(st.st.UnregisteredAt):
-		why = "device was unregistered; register again"
 	}
 	if why != "" {
 		return nil, c.refused(ctx, cl, newRefusal(CodeDeviceBlocked, why, c.deviceText(cl), ""))

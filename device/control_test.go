@@ -47,7 +47,7 @@ func newFixture(t *testing.T, tweak ...func(*device.Config)) *fixture {
 // client registers a client on dev and returns it.
 func (f *fixture) client(t *testing.T, dev, version string) device.Client {
 	t.Helper()
-	c := device.Client{DeviceID: dev, AppID: app, Platform: platform, AppVersion: version, ClientID: "client-" + dev, RegisteredAt: f.clock.Now()}
+	c := device.Client{DeviceID: dev, AppID: app, Platform: platform, AppVersion: version, ClientID: "client-" + dev}
 	require.NoError(t, f.ctl.Register(context.Background(), c, device.Info{UserID: "ana"}))
 	f.clock.Advance(time.Second)
 	return c
@@ -379,7 +379,7 @@ func TestUnknownAndMissingDevice(t *testing.T) {
 	ctx := context.Background()
 	_, err := f.ctl.Check(ctx, device.Client{DeviceID: "never-registered", AppID: app})
 	r := requireRefused(t, err, device.CodeDeviceBlocked)
-	require.Equal(t, "device is not registered", r.Description)
+	require.Equal(t, "device is not registered; register again", r.Description)
 	_, err = f.ctl.Check(ctx, device.Client{AppID: app})
 	requireRefused(t, err, device.CodeDeviceBlocked)
 	requireRefused(t, f.ctl.Register(ctx, device.Client{AppID: app}, device.Info{}), device.CodeDeviceBlocked)
@@ -403,28 +403,32 @@ func TestRegisterInvalidInput(t *testing.T) {
 
 func TestUnregister(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newFixture(t, func(c *device.Config) { c.CacheTTL = time.Hour })
 	ctx := context.Background()
 	c := f.client(t, "dev", "1.0")
-	_, err := f.ctl.Unregister(ctx, device.Unregistration{DeviceID: "dev", Actor: "op", Reason: "user left"})
+	_, err := f.ctl.Check(ctx, c)
+	require.NoError(t, err)
+	_, err = f.ctl.Unregister(ctx, device.Unregistration{DeviceID: "dev", Actor: "op", Reason: "user left"})
 	require.NoError(t, err)
 	_, err = f.ctl.Check(ctx, c)
 	r := requireRefused(t, err, device.CodeDeviceBlocked)
-	require.Contains(t, r.Description, "unregistered")
-	noTime := c
-	noTime.RegisteredAt = time.Time{}
-	_, err = f.ctl.Check(ctx, noTime)
-	requireRefused(t, err, device.CodeDeviceBlocked)
+	require.Contains(t, r.Description, "register again")
 
-	f.clock.Advance(time.Second)
+	// The app registers again: a new record, and it goes on.
 	fresh := f.client(t, "dev", "1.0")
 	_, err = f.ctl.Check(ctx, fresh)
-	require.NoError(t, err, "a new registration starts afresh")
-	_, err = f.ctl.Check(ctx, c)
-	requireRefused(t, err, device.CodeDeviceBlocked)
+	require.NoError(t, err)
 	d, err := f.ctl.Device(ctx, "dev")
 	require.NoError(t, err)
 	require.Equal(t, []string{"ana"}, d.Users)
+
+	// A blocked device cannot be unregistered.
+	_, err = f.ctl.SetStatus(ctx, device.StatusChange{DeviceID: "dev", Status: device.Stolen, Actor: "op", Reason: "stolen"})
+	require.NoError(t, err)
+	_, err = f.ctl.Unregister(ctx, device.Unregistration{DeviceID: "dev", Actor: "op", Reason: "cleanup"})
+	require.ErrorIs(t, err, device.ErrBlocked)
+	_, err = f.ctl.Check(ctx, fresh)
+	requireRefused(t, err, device.CodeDeviceBlocked)
 }
 
 func TestStoreErrorsFailClosed(t *testing.T) {
@@ -564,7 +568,7 @@ func TestInvalidationRacingAFill(t *testing.T) {
 	require.NoError(t, err)
 	defer ctl.Close()
 	ctx := context.Background()
-	c := device.Client{DeviceID: "dev", AppID: app, Platform: platform, AppVersion: "1.0", RegisteredAt: clock.Now()}
+	c := device.Client{DeviceID: "dev", AppID: app, Platform: platform, AppVersion: "1.0"}
 	require.NoError(t, ctl.Register(ctx, c, device.Info{}))
 	// Drop what Register cached.
 	_, err = ctl.SetStatus(ctx, device.StatusChange{DeviceID: "dev", AppID: app, Status: device.Active, Actor: "op", Reason: "flush"})

@@ -40,8 +40,9 @@
 // covers scripts and small deployments). The moat CLI's "device" command
 // talks to that API. Every change records who, when and why in an audit
 // trail ([Control.Audit]). Status changes are reversible; unregistering a
-// device is not: it forgets the device's users and apps, refuses every
-// client registered on it so far, and keeps its status.
+// device is not: the registry forgets it, and its clients are refused
+// until the app registers again (a blocked device cannot be unregistered,
+// so unregistering never lifts a block).
 //
 // # Versions
 //
@@ -75,9 +76,8 @@
 // # Security properties and limits
 //
 //   - Fails closed: a store or KV error, or a stored policy that does not
-//     validate, refuses the request (503); an unknown device, a request
-//     without a device id, and a client registered before its device was
-//     unregistered are refused (403).
+//     validate, refuses the request (503); a device unknown to the
+//     registry and a request without a device id are refused (403).
 //   - The claimed app version is what the client says; only an attested
 //     version code is trustworthy. A version policy stops honest old apps
 //     and raises the bar; it is not proof against a modified client.

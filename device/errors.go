@@ -20,6 +20,10 @@ var (
 	// ErrMalformedVersion reports a version string that is not a semantic
 	// version (see [ParseVersion]).
 	ErrMalformedVersion = errors.New("moat/device: malformed version")
+	// ErrBlocked refuses to unregister a device that is blocked (or has an
+	// app blocked on it): forgetting it would lift the block. Set it Active
+	// first if that is what you mean.
+	ErrBlocked = errors.New("moat/device: device or an app on it is blocked; unregistering would lift the block")
 	// ErrFull reports that an in-memory store reached one of its limits.
 	// The write is refused rather than dropping records.
 	ErrFull = errors.New("moat/device: store is full")
@@ -40,8 +44,9 @@ var (
 
 // Error codes of refusals, as sent in the "error" member of the JSON body.
 const (
-	// CodeDeviceBlocked refuses a device that is lost, stolen, disabled,
-	// unregistered or unknown, or an app disabled on that device.
+	// CodeDeviceBlocked refuses a device that is lost, stolen, disabled or
+	// unknown to the registry (never registered, or unregistered: the app
+	// should register again), or an app disabled on that device.
 	CodeDeviceBlocked = "device_blocked"
 	// CodeAppVersionBlocked refuses an app version that the version policy
 	// blocks.

@@ -22,11 +22,14 @@ func (c *Control) SetStatus(ctx context.Context, ch StatusChange) (AuditEntry, e
 		Invalidation{DeviceID: ch.DeviceID}, "device", ch.DeviceID, "app", ch.AppID, "status", ch.Status, "actor", ch.Actor, "reason", ch.Reason)
 }
 
-// Unregister unregisters a device: the registry forgets its users, apps
-// and names (it keeps the id and the status, so a stolen device stays
-// blocked), every client registered on it so far is refused, and a new
-// registration from it starts afresh. It cannot be undone. Errors are as
-// for SetStatus.
+// Unregister forgets a device: the registry drops it with its apps and
+// users, and its clients are refused ("device is not registered") until
+// the app registers again, which starts a new record. It cannot be undone
+// (the audit trail keeps the device's history). Unregistering is not a
+// block: to cut a device off, set its status. A device that is blocked,
+// or has an app blocked on it, cannot be unregistered ([ErrBlocked]), so
+// that unregistering never lifts a block. Other errors are as for
+// SetStatus.
 func (c *Control) Unregister(ctx context.Context, u Unregistration) (AuditEntry, error) {
 	u.At = c.stamp(u.At)
 	return c.change(ctx, "unregistering", u.Validate, func() (AuditEntry, error) { return c.store.Unregister(ctx, u) },

@@ -136,7 +136,7 @@ func (m *Memory) State(ctx context.Context, deviceID, appID string) (State, erro
 	if !ok {
 		return State{}, ErrNotFound
 	}
-	st := State{Status: d.Status, AppStatus: Active, UnregisteredAt: d.UnregisteredAt}
+	st := State{Status: d.Status, AppStatus: Active}
 	if a := findApp(d, appID); a != nil {
 		st.AppStatus = a.Status
 	}
@@ -271,9 +271,24 @@ func (m *Memory) Unregister(ctx context.Context, u Unregistration) (AuditEntry, 
 	if !ok {
 		return AuditEntry{}, ErrNotFound
 	}
-	at := u.At.UTC()
-	m.devices[u.DeviceID] = &Device{ID: d.ID, Status: d.Status, FirstSeen: at, LastSeen: at, UnregisteredAt: at}
-	return m.record(AuditEntry{Action: AuditUnregister, DeviceID: u.DeviceID, From: d.Status, To: d.Status}, u.Actor, u.Reason, u.At), nil
+	if blocked(d) {
+		return AuditEntry{}, ErrBlocked
+	}
+	delete(m.devices, u.DeviceID)
+	return m.record(AuditEntry{Action: AuditUnregister, DeviceID: u.DeviceID, From: d.Status}, u.Actor, u.Reason, u.At), nil
+}
+
+// blocked reports whether the device or an app on it is not active.
+func blocked(d *Device) bool {
+	if d.Status != Active {
+		return true
+	}
+	for _, a := range d.Apps {
+		if a.Status != Active {
+			return true
+		}
+	}
+	return false
 }
 
 // Audit implements [StatusLog].

@@ -79,7 +79,8 @@ const maxOperatorBody = 64 << 10
 // Every call is authorized first: 401 (with WWW-Authenticate: Bearer) or
 // 403 before anything is read or changed. Errors are JSON
 // {"error", "error_description"}: 400 invalid_request, 404 not_found,
-// 503 temporarily_unavailable. A change that was stored but could not be
+// 409 device_blocked (unregistering a blocked device), 503
+// temporarily_unavailable. A change that was stored but could not be
 // propagated to other instances answers 200 with a "warning" member.
 //
 // NewOperatorHandler refuses to build a handler without an Authorizer.
@@ -149,6 +150,8 @@ func (h *operatorHandler) fail(w http.ResponseWriter, r *http.Request, err error
 		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no such record", nil)
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrInvalidPolicy):
 		httpjson.WriteError(w, http.StatusBadRequest, "invalid_request", err.Error(), nil)
+	case errors.Is(err, ErrBlocked):
+		httpjson.WriteError(w, http.StatusConflict, "device_blocked", err.Error(), nil)
 	case errors.Is(err, ErrFull):
 		httpjson.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable", err.Error(), nil)
 	default:

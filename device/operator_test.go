@@ -218,12 +218,21 @@ func TestOperatorDevices(t *testing.T) {
 	status, _ = o.call(t, adminToken, "GET", "/audit?before=x", "")
 	require.Equal(t, 400, status)
 
-	// Unregister.
+	// Unregister: refused while blocked, then done.
+	status, _ = o.call(t, adminToken, "PUT", "/devices/dev-1/status", `{"status":"lost","reason":"r"}`)
+	require.Equal(t, 200, status)
+	status, body = o.call(t, adminToken, "POST", "/devices/dev-1/unregister", `{"reason":"user left"}`)
+	require.Equal(t, 409, status)
+	require.Equal(t, "device_blocked", body["error"])
+	status, _ = o.call(t, adminToken, "PUT", "/devices/dev-1/status", `{"status":"active","reason":"r"}`)
+	require.Equal(t, 200, status)
 	status, entry = o.call(t, adminToken, "POST", "/devices/dev-1/unregister", `{"reason":"user left"}`)
 	require.Equal(t, 200, status)
 	require.Equal(t, "unregister", entry["action"])
 	_, err = o.ctl.Check(context.Background(), c)
 	requireRefused(t, err, device.CodeDeviceBlocked)
+	status, _ = o.call(t, adminToken, "GET", "/devices/dev-1", "")
+	require.Equal(t, 404, status)
 }
 
 func TestOperatorPolicies(t *testing.T) {

@@ -47,10 +47,6 @@ type Device struct {
 	Apps      []App     `json:"apps,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
-	// UnregisteredAt is when the device was last unregistered, or zero.
-	// Clients registered at or before that instant are refused; a later
-	// registration from the device starts afresh.
-	UnregisteredAt time.Time `json:"unregistered_at,omitzero"`
 }
 
 // App is what the registry knows of one app on one device.
@@ -72,8 +68,6 @@ type State struct {
 	// AppStatus is the app's status on the device: Active when the
 	// registry has no record of the app there.
 	AppStatus Status
-	// UnregisteredAt is the device's UnregisteredAt.
-	UnregisteredAt time.Time
 }
 
 // Limits every store must accept and the in-memory store enforces.

@@ -40,11 +40,12 @@ type StatusLog interface {
 	// is unknown.
 	SetStatus(ctx context.Context, c StatusChange) (AuditEntry, error)
 
-	// Unregister erases what the registry knows about a device (users,
-	// apps with their statuses, model, names) but its id and status, sets
-	// its UnregisteredAt, FirstSeen and LastSeen to the change's time,
-	// records an audit entry and returns it. ErrNotFound when the device is unknown.
-	// It cannot be undone.
+	// Unregister removes a device and its app records from the registry,
+	// records an audit entry (From is the status it had) and returns it.
+	// ErrNotFound when the device is unknown; ErrBlocked, changing nothing,
+	// when the device or an app on it is not Active, since removing the
+	// record would lift the block. It cannot be undone; the audit trail
+	// keeps the device's past entries.
 	Unregister(ctx context.Context, u Unregistration) (AuditEntry, error)
 
 	// Audit lists audit entries (status changes, unregistrations, policy

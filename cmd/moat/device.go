@@ -36,6 +36,7 @@ var deviceSubcommands = []subcommand{
 	{name: "list", summary: "list and search devices", run: runDeviceList},
 	{name: "status", summary: "show one device: status, apps, users", run: runDeviceStatus},
 	{name: "set-status", summary: "set a device's (or an app's) status: active, lost, stolen, disabled", run: runDeviceSetStatus},
+	{name: "unregister", summary: "forget a device (its apps must register again); not for blocked devices", run: runDeviceUnregister},
 	{name: "audit", summary: "show the audit trail of changes", run: runDeviceAudit},
 	{name: "policy", summary: "read and set app-version policies (list, get, set, delete)", run: runDevicePolicy},
 }
@@ -300,9 +301,6 @@ func runDeviceStatus(ctx context.Context, std stdio, args []string) int {
 			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 		}
 	}
-	if !d.UnregisteredAt.IsZero() {
-		fmt.Fprintf(tw, "unregistered:\t%s\n", d.UnregisteredAt.Format(time.RFC3339))
-	}
 	for _, app := range d.Apps {
 		fmt.Fprintf(tw, "app:\t%s %s (%s, last seen %s)\n", app.AppID, app.AppVersion, app.Status, app.LastSeen.Format(time.RFC3339))
 	}
@@ -350,6 +348,31 @@ func runDeviceSetStatus(ctx context.Context, std stdio, args []string) int {
 	if e.Warning != "" {
 		fmt.Fprintf(std.err, "moat device: warning: %s\n", e.Warning)
 	}
+	return exitOK
+}
+
+func runDeviceUnregister(ctx context.Context, std stdio, args []string) int {
+	fs := newFlags(std, "device unregister", "moat device unregister DEVICE_ID --reason TEXT [flags]")
+	api := deviceFlags(std, fs)
+	reason := fs.String("reason", "", "why (required; recorded in the audit trail)")
+	if code, ok := parseFlags(std, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return usageErrorf(std, "device unregister takes one device id")
+	}
+	if *reason == "" {
+		return usageErrorf(std, "device unregister: --reason is required")
+	}
+	a, code, ok := api()
+	if !ok {
+		return code
+	}
+	var e device.AuditEntry
+	if code, ok := a.call(ctx, http.MethodPost, "/devices/"+seg(fs.Arg(0))+"/unregister", nil, map[string]string{"reason": *reason}, &e); !ok {
+		return code
+	}
+	fmt.Fprintf(std.out, "%s: unregistered (audit #%d by %s)\n", e.DeviceID, e.Seq, e.Actor)
 	return exitOK
 }
 

@@ -127,6 +127,17 @@ func TestDeviceCLIStatusAndSetStatus(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.Contains(t, out, "more: --before")
 
+	code, _, errOut = runCLI(t, "", env, "device", "unregister", "d/slash 2", "--reason", "cleanup")
+	require.Equal(t, exitRefused, code, "an app is disabled on it")
+	require.Contains(t, errOut, "409")
+	code, out, errOut = runCLI(t, "", env, "device", "unregister", "d-4711", "--reason", "user left")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "d-4711: unregistered")
+	code, _, _ = runCLI(t, "", env, "device", "status", "d-4711")
+	require.Equal(t, exitRefused, code)
+	code, _, _ = runCLI(t, "", env, "device", "unregister", "d-4711")
+	require.Equal(t, exitUsage, code)
+
 	// Usage errors and refusals.
 	for _, tc := range []struct {
 		args []string
@@ -264,7 +275,7 @@ func TestDeviceCLIHelp(t *testing.T) {
 	t.Parallel()
 	code, out, _ := runCLI(t, "", nil, "device", "--help")
 	require.Equal(t, exitOK, code)
-	for _, sub := range []string{"list", "status", "set-status", "audit", "policy"} {
+	for _, sub := range []string{"list", "status", "set-status", "unregister", "audit", "policy"} {
 		require.Contains(t, out, sub)
 	}
 	code, out, _ = runCLI(t, "", nil, "device", "policy", "set", "--help")
