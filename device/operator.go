@@ -389,6 +389,8 @@ func NewTokenAuthorizer(tokens ...OperatorToken) (Authorizer, error) {
 
 type tokenAuthorizer struct{ tokens []hashedToken }
 
+var _ Authorizer = (*tokenAuthorizer)(nil)
+
 type hashedToken struct {
 	digest   [sha256.Size]byte
 	operator string
