@@ -31,6 +31,10 @@ type Event struct {
 	Time time.Time
 	// Client is the client concerned, when known. Treat it as read-only.
 	Client *Client
+	// Subject is the user concerned, when known (token_issued). It is an
+	// identifier, not a secret, but still personal data: hooks that
+	// export events should pseudonymize or drop it.
+	Subject string
 	// Check is the security check concerned, if any.
 	Check string
 	// Reason is a machine-readable reason ("wrong_code", "device_blocked").

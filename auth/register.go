@@ -148,6 +148,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	reg := &Registration{
 		AppID: req.AppID, AppVersion: req.AppVersion, Platform: req.Platform, Channel: req.Channel,
 		DeviceID: req.DeviceID, KeyThumbprint: jkt, Nonce: req.Nonce, Attestation: req.Attestation,
+		AcceptLanguage: r.Header.Get("Accept-Language"),
 	}
 	if err := s.cfg.RegistrationPolicy.AllowRegistration(r.Context(), reg, client); err != nil {
 		var ref *Refusal

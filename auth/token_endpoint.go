@@ -322,7 +322,7 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, client *Client, g
 		s.unavailable(w, r, "saving refresh token", err)
 		return
 	}
-	s.emit(ctx, Event{Kind: EventTokenIssued, Client: client, ACR: g.ACR})
+	s.emit(ctx, Event{Kind: EventTokenIssued, Client: client, ACR: g.ACR, Subject: g.Subject})
 	httpjson.Write(w, http.StatusOK, tokenResponse{
 		AccessToken: at, TokenType: "DPoP", ExpiresIn: exp - now.Unix(), RefreshToken: rt,
 		Scope: strings.Join(g.Scope, " "), AuthSession: sessValue,

@@ -323,31 +323,45 @@ const maxRounds = 16
 // answers every challenge through Config.Handlers, then exchanges the
 // authorization code for tokens.
 func (c *Client) Authorize(ctx context.Context, scope ...string) error {
-	return c.authorize(ctx, scope, nil, -1)
+	return c.authorize(ctx, scope, nil, -1, nil)
 }
 
 // StepUp asks for the acr values (and max age in seconds, or -1 for none)
 // a resource demanded, reusing the auth session so that only the missing
 // checks are challenged.
 func (c *Client) StepUp(ctx context.Context, acrValues []string, maxAge int) error {
-	return c.authorize(ctx, nil, acrValues, maxAge)
+	return c.authorize(ctx, nil, acrValues, maxAge, nil)
 }
 
-func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAge int) error {
+// Answer continues the current auth session with answers the app already
+// has, keyed by check name (for example a code the user typed into a
+// challenge screen that stayed open), then goes on as Authorize does.
+func (c *Client) Answer(ctx context.Context, answers map[string]any) error {
 	c.mu.Lock()
-	clientID, session := c.clientID, c.authSession
-	if len(scope) == 0 {
-		scope = c.scope
+	session := c.authSession
+	c.mu.Unlock()
+	if session == "" {
+		return errors.New("moat/client: no auth session to answer in; authorize first")
 	}
+	return c.authorize(ctx, nil, nil, -1, answers)
+}
+
+func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAge int, answers map[string]any) error {
+	c.mu.Lock()
+	clientID, session, lastScope := c.clientID, c.authSession, c.scope
 	c.mu.Unlock()
 	if clientID == "" {
 		return ErrNotRegistered
 	}
 	req := map[string]any{}
 	if session != "" {
+		// The session remembers the scope; a step-up or an answer adds to it.
 		req["auth_session"] = session
 	} else {
 		req["client_id"] = clientID
+		if len(scope) == 0 {
+			scope = lastScope
+		}
 	}
 	if len(scope) > 0 {
 		req["scope"] = strings.Join(scope, " ")
@@ -357,6 +371,9 @@ func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAg
 	}
 	if maxAge >= 0 {
 		req["max_age"] = maxAge
+	}
+	if len(answers) > 0 {
+		req["answers"] = answers
 	}
 	for round := 0; round < maxRounds; round++ {
 		b, err := json.Marshal(req)
@@ -375,9 +392,11 @@ func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAg
 			if err := c.exchange(ctx, ok.Code); err != nil {
 				return err
 			}
-			c.mu.Lock()
-			c.scope = scope
-			c.mu.Unlock()
+			if len(scope) > 0 {
+				c.mu.Lock()
+				c.scope = scope
+				c.mu.Unlock()
+			}
 			return nil
 		}
 		var oe *OAuthError
@@ -391,8 +410,8 @@ func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAg
 			c.mu.Unlock()
 			delete(req, "auth_session")
 			req["client_id"] = clientID
-			if req["scope"] == nil && len(c.scope) > 0 {
-				req["scope"] = strings.Join(c.scope, " ")
+			if req["scope"] == nil && len(lastScope) > 0 {
+				req["scope"] = strings.Join(lastScope, " ")
 			}
 			continue
 		}
@@ -511,7 +530,7 @@ func (c *Client) renew(ctx context.Context) error {
 	err := c.Refresh(ctx)
 	var oe *OAuthError
 	if err != nil && errors.As(err, &oe) && (oe.Code == "insufficient_authorization" || oe.Code == "invalid_grant") {
-		return c.authorize(ctx, nil, nil, -1)
+		return c.authorize(ctx, nil, nil, -1, nil)
 	}
 	return err
 }
