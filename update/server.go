@@ -48,7 +48,7 @@ type ServerConfig struct {
 //	GET /{app}/{platform}/check              ?app_version=V&bundle_version=N
 //	GET /{app}/{platform}/bundles/{version}/{full.zip|from-N.zip}
 type Server struct {
-	cfg   ServerConfig
+	cfg ServerConfig
 	// roots[i] is root version firstRoot+i.
 	roots     [][]byte
 	firstRoot uint64
