@@ -217,15 +217,16 @@ func extractEntry(e *zip.File, size int64, sum *[32]byte, dst io.Writer, buf []b
 	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(dst, h), io.LimitReader(rc, limit+1), buf)
-	if err != nil {
-		var pe *writeError
-		if errors.As(err, &pe) {
-			return diskError(pe.err)
-		}
-		return integrity("archive entry is corrupt")
-	}
-	if n > limit {
+	var pe *writeError
+	switch {
+	case errors.As(err, &pe):
+		return diskError(pe.err)
+	case n > limit || errors.Is(err, zip.ErrFormat):
+		// archive/zip itself stops with ErrFormat when an entry inflates
+		// past its declared size.
 		return fmt.Errorf("%w: %w: archive entry inflates beyond its declared size", ErrIntegrity, ErrTooLarge)
+	case err != nil:
+		return integrity("archive entry is corrupt")
 	}
 	if size >= 0 && n != size {
 		return integrity("archive entry is shorter than the manifest says")

@@ -364,7 +364,7 @@ func (c *Client) Apply(ctx context.Context, u *Update) error {
 		return fmt.Errorf("%w: bundle version %d, installed %d", ErrRollback, m.BundleVersion, iv)
 	}
 	bundleURL, from := u.bundleURL, u.From
-	if from != iv {
+	if from != 0 && from != iv {
 		// The installation changed since Check: take the full bundle.
 		bundleURL, from = u.checkURL.ResolveReference(&url.URL{Path: "bundles/" + strconv.FormatUint(m.BundleVersion, 10) + "/full.zip"}), 0
 	}
