@@ -63,7 +63,7 @@ type Release struct {
 }
 
 // Bundle returns the description of the bundle from version from.
-func (r *Release) Bundle(from uint64) (BundleInfo, bool) {
+func (r Release) Bundle(from uint64) (BundleInfo, bool) {
 	for _, b := range r.Bundles {
 		if b.From == from {
 			return b, true
