@@ -73,7 +73,8 @@ type Client struct {
 const maxRootRotations = 64
 
 // NewClient checks cfg, loads the newest trusted root (the shipped one or
-// a later one stored in Dir) and returns a client.
+// a later one stored in Dir), removes what an interrupted apply left in
+// Dir, and returns a client.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	switch {
 	case cfg.BaseURL == "":
@@ -114,6 +115,14 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if b, err := os.ReadFile(filepath.Join(cfg.Dir, rootFile)); err == nil {
 		if stored, err := ParseRoot(b); err == nil && stored.Version() > shipped.Version() {
 			c.root = stored
+		}
+	}
+	// Remove what an interrupted apply left, unless an apply is running.
+	if unlock, err := lockFile(filepath.Join(cfg.Dir, lockName), false); err == nil {
+		err = cleanup(cfg.Dir)
+		unlock()
+		if err != nil {
+			return nil, diskError(err)
 		}
 	}
 	m, err := installedManifest(cfg.Dir)

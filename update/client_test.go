@@ -10,6 +10,7 @@ import (
 func TestRoundTripFullAndDelta(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	e.dir = t.TempDir() // on disk: the real sync path
 	ctx := context.Background()
 	e.publish(genTree(300, 1), 1, false)
 	c := e.client()

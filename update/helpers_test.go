@@ -114,7 +114,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, clock: newClock(), key: testKeys()[0], store: NewMemoryStore(), dir: t.TempDir()}
+	e := &env{t: t, clock: newClock(), key: testKeys()[0], store: NewMemoryStore(), dir: fastTempDir(t)}
 	e.root = simpleRoot(t, e.key)
 	var err error
 	e.pub, err = NewPublisher(PublisherConfig{Store: e.store, Keys: []crypto.Signer{e.key}, Root: e.root, Now: e.clock.Now})
@@ -165,4 +165,19 @@ func requireTree(t testing.TB, dir string, fsys fstest.MapFS) {
 		want[k] = string(f.Data)
 	}
 	require.Equal(t, want, got)
+}
+
+// fastTempDir returns a temporary directory on a memory file system when
+// there is one (/dev/shm), else t.TempDir(). Installing syncs to stable
+// storage, which is slow on a shared disk and proves nothing in a test
+// (TestRoundTripFullAndDelta still installs on disk).
+func fastTempDir(t testing.TB) string {
+	t.Helper()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "moat-update-test-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return t.TempDir()
 }

@@ -149,6 +149,7 @@ func cleanup(dir string) error {
 type stager struct {
 	root     string // the .stage-* directory
 	dirs     map[string]bool
+	files    []string // written, to sync before the switch
 	buf      []byte
 	progress func(n int64)
 }
@@ -171,17 +172,25 @@ func (s *stager) file(path string, fill func(w io.Writer) error) error {
 		return diskError(err)
 	}
 	err = fill(errWriter{&progressWriter{w: out, report: s.progress}})
-	if err == nil {
-		err = diskError(out.Sync())
-	}
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = diskError(cerr)
 	}
+	s.files = append(s.files, dst)
 	return err
 }
 
-// syncAll syncs every directory the stage created, deepest first.
+// syncAll makes every file and directory of the stage durable: with one
+// syncfs(2) of the file system where there is one (Linux, Android), else
+// with an fsync of each file and directory after all are written.
 func (s *stager) syncAll() error {
+	if err := syncFileSystem(s.root); err == nil {
+		return nil
+	}
+	for _, f := range s.files {
+		if err := syncFile(f); err != nil {
+			return diskError(err)
+		}
+	}
 	dirs := make([]string, 0, len(s.dirs)+2)
 	for d := range s.dirs {
 		dirs = append(dirs, d)
@@ -193,6 +202,19 @@ func (s *stager) syncAll() error {
 		}
 	}
 	return nil
+}
+
+// syncFile flushes a written file to stable storage.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // copyVerified copies an installed file into w, checking it still has the

@@ -76,7 +76,7 @@ func TestDeltasFromEveryEarlierVersion(t *testing.T) {
 		require.Equal(t, deltaEntry, zr.File[len(zr.File)-1].Name)
 
 		// Install version `from` in a fresh directory, then take the delta.
-		dir := t.TempDir()
+		dir := fastTempDir(t)
 		c := e.client(func(c *ClientConfig) { c.Dir = dir })
 		require.NoError(t, c.install(ctx, e, from))
 		u, err := c.Check(ctx)

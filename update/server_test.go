@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -179,7 +180,8 @@ func TestUpdateGate(t *testing.T) {
 	require.NoError(t, e.server.Required(ctx, state(1)))
 
 	// Store errors fail closed.
-	broken, err := NewServer(ServerConfig{Store: failingStore{e.store}, Roots: [][]byte{e.root}, CacheTTL: -1})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	broken, err := NewServer(ServerConfig{Store: failingStore{e.store}, Roots: [][]byte{e.root}, CacheTTL: -1, Logger: quiet})
 	require.NoError(t, err)
 	require.ErrorIs(t, broken.Required(ctx, state(3)), errStoreDown)
 	gate := broken.RequireUpdated(func(*http.Request) (ClientState, error) { return state(3), nil })(http.NotFoundHandler())
@@ -191,7 +193,9 @@ var errStoreDown = errors.New("store down")
 
 type failingStore struct{ Store }
 
-func (failingStore) Releases(context.Context, string, string) ([]Release, error) { return nil, errStoreDown }
+func (failingStore) Releases(context.Context, string, string) ([]Release, error) {
+	return nil, errStoreDown
+}
 
 func TestServerCache(t *testing.T) {
 	t.Parallel()
