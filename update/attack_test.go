@@ -42,7 +42,7 @@ type zipEntry struct {
 	declared int64 // if > 0, an uncompressed size to declare with raw deflate data
 }
 
-func zipOf(t *testing.T, entries ...zipEntry) []byte {
+func zipOf(t testing.TB, entries ...zipEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
