@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 )
 
 // A bundle is a zip archive (APPNOTE 6.3) of a version's files. A full
@@ -44,7 +45,12 @@ func newBundleWriter(w io.Writer, deflate bool) *bundleWriter {
 	if deflate {
 		b.method = zip.Deflate
 		b.zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
-			return flate.NewWriter(w, flate.BestSpeed)
+			if fw, ok := flatePool.Get().(*flate.Writer); ok {
+				fw.Reset(w)
+				return pooledFlate{fw}, nil
+			}
+			fw, err := flate.NewWriter(w, flate.BestSpeed)
+			return pooledFlate{fw}, err
 		})
 	}
 	return b
@@ -76,6 +82,17 @@ func (b *bundleWriter) writeDelta(d deltaPayload) error {
 }
 
 func (b *bundleWriter) close() error { return b.zw.Close() }
+
+// flatePool reuses compressors: each holds about a megabyte.
+var flatePool sync.Pool
+
+type pooledFlate struct{ *flate.Writer }
+
+func (p pooledFlate) Close() error {
+	err := p.Writer.Close()
+	flatePool.Put(p.Writer)
+	return err
+}
 
 // bundleIndex is a bundle's directory, checked against the manifest it
 // should bring the installation to.
