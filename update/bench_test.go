@@ -46,9 +46,11 @@ type discardStore struct{ MemoryStore }
 
 type discardWriter struct{}
 
-func (discardWriter) Bundle(context.Context, uint64) (io.WriteCloser, error) { return nopWriteCloser{}, nil }
-func (discardWriter) Commit(context.Context, Release) error               { return nil }
-func (discardWriter) Abort(context.Context) error                         { return nil }
+func (discardWriter) Bundle(context.Context, uint64) (io.WriteCloser, error) {
+	return nopWriteCloser{}, nil
+}
+func (discardWriter) Commit(context.Context, Release) error { return nil }
+func (discardWriter) Abort(context.Context) error           { return nil }
 
 type nopWriteCloser struct{}
 
