@@ -118,7 +118,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 	}
 	// Remove what an interrupted apply left, unless an apply is running.
-	if unlock, err := lockFile(filepath.Join(cfg.Dir, lockName), false); err == nil {
+	if unlock, err := lockDir(cfg.Dir); err == nil {
 		err = cleanup(cfg.Dir)
 		unlock()
 		if err != nil {
@@ -349,12 +349,9 @@ func (c *Client) Apply(ctx context.Context, u *Update) error {
 		return errors.New("moat/update: Apply needs an Update from Check")
 	}
 	dir := c.cfg.Dir
-	unlock, err := lockFile(filepath.Join(dir, lockName), false)
-	if errors.Is(err, errLocked) {
-		return ErrInProgress
-	}
+	unlock, err := lockDir(dir)
 	if err != nil {
-		return diskError(err)
+		return err
 	}
 	defer unlock()
 	if err := cleanup(dir); err != nil {
@@ -513,19 +510,12 @@ func (c *Client) Rollback(ctx context.Context) error {
 		return err
 	}
 	dir := c.cfg.Dir
-	unlock, err := lockFile(filepath.Join(dir, lockName), false)
-	if errors.Is(err, errLocked) {
-		return ErrInProgress
-	}
-	if err != nil {
-		return diskError(err)
-	}
-	defer unlock()
-	cur, err := readLink(dir, linkCurrent)
+	unlock, err := lockDir(dir)
 	if err != nil {
 		return err
 	}
-	prev, err := readLink(dir, linkPrevious)
+	defer unlock()
+	cur, prev, err := readLinks(dir)
 	if err != nil {
 		return err
 	}

@@ -15,32 +15,19 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/moatsec/moat/kv/kvtest"
 )
 
 // t0 is the fixed time tests start at.
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var t0 = kvtest.NewClock().Now()
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// fakeClock is kv's test clock, which also moves to a given time.
+type fakeClock struct{ *kvtest.Clock }
 
-func newClock() *fakeClock { return &fakeClock{now: t0} }
+func newClock() fakeClock { return fakeClock{kvtest.NewClock()} }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *fakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+func (c fakeClock) Set(t time.Time) { c.Advance(t.Sub(c.Now())) }
 
 // keys are generated once per test binary: ES256 and EdDSA keys mixed.
 var testKeys = sync.OnceValue(func() []crypto.Signer {
@@ -102,7 +89,7 @@ func genTree(n int, v uint64) fstest.MapFS {
 // env is a publisher, server and client wired together over httptest.
 type env struct {
 	t      testing.TB
-	clock  *fakeClock
+	clock  fakeClock
 	key    crypto.Signer
 	root   []byte
 	store  Store

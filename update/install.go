@@ -79,6 +79,28 @@ func installedManifest(dir string) (*Manifest, error) {
 	return m, nil
 }
 
+// readLinks returns the versions the current and previous links name.
+func readLinks(dir string) (cur, prev uint64, err error) {
+	if cur, err = readLink(dir, linkCurrent); err != nil {
+		return 0, 0, err
+	}
+	prev, err = readLink(dir, linkPrevious)
+	return cur, prev, err
+}
+
+// lockDir takes the installation's lock without waiting: ErrInProgress
+// when an apply or rollback holds it.
+func lockDir(dir string) (unlock func(), err error) {
+	unlock, err = lockFile(filepath.Join(dir, lockName), false)
+	if errors.Is(err, errLocked) {
+		return nil, ErrInProgress
+	}
+	if err != nil {
+		return nil, diskError(err)
+	}
+	return unlock, nil
+}
+
 // replaceLink points dir/name at target atomically.
 func replaceLink(dir, name, target string) error {
 	tmp := filepath.Join(dir, ".tmp-link-"+randomSuffix())
@@ -116,11 +138,7 @@ func randomSuffix() string {
 // cleanup removes work files and version directories that neither link
 // names. The caller holds the lock.
 func cleanup(dir string) error {
-	cur, err := readLink(dir, linkCurrent)
-	if err != nil {
-		return err
-	}
-	prev, err := readLink(dir, linkPrevious)
+	cur, prev, err := readLinks(dir)
 	if err != nil {
 		return err
 	}
