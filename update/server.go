@@ -38,6 +38,35 @@ type ServerConfig struct {
 	CacheTTL time.Duration
 	// Logger receives store errors. Nil means slog.Default().
 	Logger *slog.Logger
+	// Observe, if set, is told of every check answered, bundle served and
+	// gate refusal, for analytics. It runs on the request's goroutine and
+	// must return quickly. Nil means no one is told.
+	Observe func(Event)
+}
+
+// Event is something the server did, for [ServerConfig.Observe].
+type Event struct {
+	// Kind is "check" (a check answered), "download" (a bundle served,
+	// including partial and not-modified answers) or "update_required"
+	// (the gate refused a call).
+	Kind string
+	// App, Platform and AppVersion identify the caller's app (AppVersion
+	// may be "" for a check that did not give it).
+	App, Platform, AppVersion string
+	// Installed is the bundle version the client reported (for a
+	// download: the bundle's base version, 0 for a full bundle).
+	Installed uint64
+	// Offered is the bundle version offered, served or required (0: a
+	// check with nothing newer).
+	Offered uint64
+	// Mandatory tells whether Offered is a mandatory release.
+	Mandatory bool
+}
+
+func (s *Server) observe(e Event) {
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(e)
+	}
 }
 
 // Server answers update checks, serves bundles and root rotations, and
@@ -164,6 +193,11 @@ func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	best, _ := s.candidates(rels, appVersion, installed)
+	ev := Event{Kind: "check", App: app, Platform: platform, AppVersion: q.Get("app_version"), Installed: installed}
+	if best != nil {
+		ev.Offered, ev.Mandatory = best.Version, best.Mandatory
+	}
+	s.observe(ev)
 	if best == nil {
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
@@ -231,6 +265,7 @@ func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
+	s.observe(Event{Kind: "download", App: app, Platform: platform, Installed: from, Offered: version})
 	h := w.Header()
 	h.Set("Content-Type", "application/zip")
 	h.Set("ETag", info.ETag)
@@ -282,12 +317,16 @@ type ClientState struct {
 // store's error, on which callers must refuse the request (fail closed).
 // A mandatory release counts only while its manifest has not expired and
 // its app-version range holds the client's version. An unparsable
-// AppVersion counts as matching every range.
+// AppVersion counts as matching every range; an App or Platform that is
+// not a valid name has no releases, hence nothing required.
 //
 // The bundle version is the client's own report: the gate makes honest
 // clients update before they go on, it does not prove what a modified
 // client runs (app attestation is the tool for that).
 func (s *Server) Required(ctx context.Context, c ClientState) error {
+	if !validAppID(c.App) || !validPlatform(c.Platform) {
+		return nil // no release can exist for such names
+	}
 	rels, err := s.releases(ctx, c.App, c.Platform)
 	if err != nil {
 		return err
@@ -300,6 +339,8 @@ func (s *Server) Required(ctx context.Context, c ClientState) error {
 	if mandatory == nil {
 		return nil
 	}
+	s.observe(Event{Kind: "update_required", App: c.App, Platform: c.Platform, AppVersion: c.AppVersion,
+		Installed: c.BundleVersion, Offered: mandatory.Version, Mandatory: true})
 	return &RequiredError{Installed: c.BundleVersion, Required: mandatory.Version, Latest: best.Version}
 }
 

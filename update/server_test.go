@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,4 +210,23 @@ func TestServerCache(t *testing.T) {
 	e.clock.Advance(5 * time.Second)
 	require.Equal(t, http.StatusOK, get(t, srv, check).Code)
 	require.True(t, strings.HasPrefix(get(t, srv, check).Header().Get("Content-Type"), "application/json"))
+}
+
+func TestServerObserve(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var events []Event
+	var mu sync.Mutex
+	srv, err := NewServer(ServerConfig{Store: e.store, Roots: [][]byte{e.root}, Now: e.clock.Now, CacheTTL: -1,
+		Observe: func(ev Event) { mu.Lock(); events = append(events, ev); mu.Unlock() }})
+	require.NoError(t, err)
+	e.publish(genTree(5, 1), 1, true)
+	get(t, srv, "/com.example.app/ios/check?app_version=1.1")
+	get(t, srv, "/com.example.app/ios/bundles/1/full.zip")
+	_ = srv.Required(context.Background(), ClientState{App: "com.example.app", Platform: "ios", AppVersion: "1.1"})
+	require.Equal(t, []Event{
+		{Kind: "check", App: "com.example.app", Platform: "ios", AppVersion: "1.1", Offered: 1, Mandatory: true},
+		{Kind: "download", App: "com.example.app", Platform: "ios", Offered: 1},
+		{Kind: "update_required", App: "com.example.app", Platform: "ios", AppVersion: "1.1", Offered: 1, Mandatory: true},
+	}, events)
 }
