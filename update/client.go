@@ -285,8 +285,8 @@ func (c *Client) updateRoot(ctx context.Context) (*TrustedRoot, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(c.cfg.Dir, rootFile, next.Bytes()); err != nil {
-			return nil, diskError(err)
+		if err := c.storeRoot(next); err != nil {
+			return nil, err
 		}
 		root = next
 		c.mu.Lock()
@@ -296,6 +296,21 @@ func (c *Client) updateRoot(ctx context.Context) (*TrustedRoot, error) {
 		c.mu.Unlock()
 	}
 	return root, nil
+}
+
+// storeRoot keeps a newly trusted root in the installation directory,
+// under the lock (an apply's cleanup removes temporary files). While an
+// apply runs it is kept in memory only; the next check stores it.
+func (c *Client) storeRoot(r *TrustedRoot) error {
+	unlock, err := lockDir(c.cfg.Dir)
+	if errors.Is(err, ErrInProgress) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return diskError(writeFileAtomic(c.cfg.Dir, rootFile, r.Bytes()))
 }
 
 // get fetches u and returns a body of at most limit bytes and the status.
