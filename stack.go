@@ -13,6 +13,7 @@ import (
 	"github.com/moatsec/moat/device"
 	"github.com/moatsec/moat/internal/httpjson"
 	"github.com/moatsec/moat/stepup"
+	"github.com/moatsec/moat/update"
 )
 
 // Config configures [New]: one configuration for the whole stack.
@@ -36,6 +37,15 @@ type Config struct {
 	// least one rule is required (a rule with Requirement attest.Off
 	// states explicitly that an app needs none).
 	Attestation attest.PolicyConfig
+
+	// Updates, when set, is the Direct Update server: Mount serves it under
+	// UpdatePrefix, and protected calls from clients that lack a mandatory
+	// web-resource update are refused with 403 update_required (the client
+	// reports its installed bundle version in the Moat-Bundle-Version
+	// header). Nil means no update channel and no gate.
+	Updates *update.Server
+	// UpdatePrefix is where Updates is mounted. Empty means "/update".
+	UpdatePrefix string
 
 	// AcceptBearerTokens lets confidential clients' client_credentials
 	// tokens (not bound to a key) call protected routes; they skip the
@@ -72,6 +82,9 @@ func New(cfg Config) (*Stack, error) {
 	}
 	if cfg.Origin == "" {
 		cfg.Origin = cfg.Auth.Issuer
+	}
+	if cfg.UpdatePrefix == "" {
+		cfg.UpdatePrefix = "/update"
 	}
 	var err error
 	if s.attest, err = attest.NewPolicy(cfg.Attestation); err != nil {
@@ -147,8 +160,14 @@ func (s *Stack) Devices() *device.Control { return s.devices }
 func (s *Stack) Close() error { return s.devices.Close() }
 
 // Mount adds the authorization server's endpoints to mux: Auth.Prefix
-// ("/oauth" by default) and /.well-known/oauth-authorization-server.
-func (s *Stack) Mount(mux *http.ServeMux) { s.server.Mount(mux) }
+// ("/oauth" by default) and /.well-known/oauth-authorization-server, and
+// the update server under UpdatePrefix when there is one.
+func (s *Stack) Mount(mux *http.ServeMux) {
+	s.server.Mount(mux)
+	if s.cfg.Updates != nil {
+		mux.Handle(s.cfg.UpdatePrefix+"/", http.StripPrefix(s.cfg.UpdatePrefix, s.cfg.Updates))
+	}
+}
 
 // Route is what one protected route requires beyond a valid token.
 type Route struct {
@@ -160,8 +179,8 @@ type Route struct {
 }
 
 // Protect returns the middleware for one route, with the stages in order:
-// recover, token and DPoP, device status and version policy, scope,
-// step-up, then the handler.
+// recover, token and DPoP, device status and version policy, mandatory
+// update, scope, step-up, then the handler.
 func (s *Stack) Protect(r Route) (func(http.Handler) http.Handler, error) {
 	var stepUp func(http.Handler) http.Handler
 	if r.StepUp != nil {
@@ -176,7 +195,7 @@ func (s *Stack) Protect(r Route) (func(http.Handler) http.Handler, error) {
 		if stepUp != nil {
 			h = stepUp(h)
 		}
-		return s.Recover(s.Authenticate(s.DeviceCheck(scope(h))))
+		return s.Recover(s.Authenticate(s.DeviceCheck(s.UpdateCheck(scope(h)))))
 	}, nil
 }
 
@@ -235,6 +254,28 @@ func (s *Stack) DeviceCheck(next http.Handler) http.Handler {
 			return
 		}
 		checked.ServeHTTP(w, r)
+	})
+}
+
+// UpdateCheck is the mandatory-update stage: a client whose installed
+// bundle version is older than a mandatory release for its app, platform
+// and version is refused with 403 update_required. Without Config.Updates
+// it lets everything through. Confidential clients have no app and pass.
+func (s *Stack) UpdateCheck(next http.Handler) http.Handler {
+	if s.cfg.Updates == nil {
+		return next
+	}
+	gated := s.cfg.Updates.RequireUpdated(func(r *http.Request) (update.ClientState, error) {
+		p, _ := auth.PrincipalFrom(r.Context())
+		v, err := update.BundleVersionFrom(r)
+		return update.ClientState{App: p.AppID, Platform: p.Platform, AppVersion: p.AppVersion, BundleVersion: v}, err
+	})(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := auth.PrincipalFrom(r.Context()); !ok || p.KeyThumbprint == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		gated.ServeHTTP(w, r)
 	})
 }
 

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moatsec/moat/update"
 )
 
 // ChallengeHandler answers one security check's challenge. It gets the
@@ -53,6 +55,11 @@ type Config struct {
 	Attest AttestFunc
 	// Header is added to every request (Accept-Language, for example).
 	Header http.Header
+	// Updates, when set, keeps the app's web resources up to date: every
+	// request reports the installed bundle version, and a call refused with
+	// update_required installs the update (verified and atomic, see package
+	// update) and is retried once.
+	Updates *update.Client
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
 }
@@ -155,6 +162,9 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
+	}
+	if c.cfg.Updates != nil {
+		req.Header.Set(update.HeaderBundleVersion, strconv.FormatUint(c.cfg.Updates.InstalledVersion(), 10))
 	}
 	return c.hc.Do(req)
 }
@@ -537,9 +547,10 @@ func (c *Client) renew(ctx context.Context) error {
 
 // Do sends req to a protected API with the access token and a fresh DPoP
 // proof. It handles what the protocol asks of a client: a DPoP nonce, an
-// expired token (refresh), and an RFC 9470 step-up demand (it goes back to
+// expired token (refresh), an RFC 9470 step-up demand (it goes back to
 // the Authorization Challenge Endpoint with its auth session, answers the
-// new challenges through the handlers, and retries the request once).
+// new challenges through the handlers, and retries the request once), and,
+// with Config.Updates, a mandatory update (installed, then retried once).
 //
 // Refusals that need the user (a blocked device or app version, a
 // mandatory update, a blocked check) come back as an *OAuthError matching
@@ -567,7 +578,15 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		if resp.StatusCode == http.StatusForbidden {
-			if err := policyError(resp); err != nil {
+			err := policyError(resp)
+			if errors.Is(err, ErrUpdateRequired) && c.cfg.Updates != nil && !retried {
+				if _, uerr := c.cfg.Updates.Update(ctx); uerr != nil {
+					return nil, fmt.Errorf("moat/client: installing the required update: %w", uerr)
+				}
+				retried = true
+				continue
+			}
+			if err != nil {
 				return nil, err
 			}
 		}

@@ -62,7 +62,12 @@ func runStory(ctx context.Context, out io.Writer, logger *slog.Logger) error {
 		return err
 	}
 	defer srv.close()
-	st, err := newStory(srv, c, out)
+	dir, err := os.MkdirTemp("", "moat-travel-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := newStory(srv, c, out, dir)
 	if err != nil {
 		return err
 	}

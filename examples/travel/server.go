@@ -2,18 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
+	"embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"testing/fstest"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/moatsec/moat"
 	"github.com/moatsec/moat/attest"
@@ -21,7 +27,13 @@ import (
 	"github.com/moatsec/moat/device"
 	"github.com/moatsec/moat/kv"
 	"github.com/moatsec/moat/stepup"
+	"github.com/moatsec/moat/update"
 )
+
+// webFiles are the app's web resources, shipped as Direct Update bundles.
+//
+//go:embed web
+var webFiles embed.FS
 
 // The travel agency's users. Passwords live only as Argon2id hashes in
 // the directory; the story's scripted app knows them, as a user would.
@@ -51,6 +63,8 @@ type travelServer struct {
 	pin           *stepup.PINCheck
 	clients       *auth.MemoryClients
 	operatorToken string
+	updateRoot    []byte
+	publisher     *update.Publisher
 	http          *http.Server
 	listener      net.Listener
 }
@@ -113,6 +127,10 @@ func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.M
 	if err != nil {
 		return fail(err)
 	}
+	updates, err := s.startUpdates(ctx)
+	if err != nil {
+		return fail(err)
+	}
 	s.stack, err = moat.New(moat.Config{
 		Auth: auth.Config{
 			Issuer: s.issuer, Store: store, Clients: s.clients, Keys: keys,
@@ -130,6 +148,7 @@ func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.M
 		},
 		Devices:     device.Config{Store: device.NewMemory(device.MemoryConfig{}), Logger: logger},
 		Attestation: attest.PolicyConfig{Rules: []attest.Rule{{Verifiers: []attest.Verifier{dev}}}},
+		Updates:     updates,
 		Logger:      logger,
 	})
 	if err != nil {
@@ -172,6 +191,72 @@ func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.M
 		}
 	}()
 	return s, nil
+}
+
+// startUpdates makes the Direct Update trust root (one key here; several
+// and a threshold in production), publishes the web resources as bundle 1
+// and returns the update server.
+func (s *travelServer) startUpdates(ctx context.Context) (*update.Server, error) {
+	key, err := update.GenerateKey(update.EdDSA)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := update.PublicKeyOf(key)
+	if err != nil {
+		return nil, err
+	}
+	s.updateRoot, err = update.SignRoot(update.Root{Version: 1, Expires: time.Now().AddDate(1, 0, 0),
+		RootKeys: []jose.JSONWebKey{pub}, RootThreshold: 1, ManifestKeys: []jose.JSONWebKey{pub}, ManifestThreshold: 1}, key)
+	if err != nil {
+		return nil, err
+	}
+	store := update.NewMemoryStore()
+	if s.publisher, err = update.NewPublisher(update.PublisherConfig{Store: store, Keys: []crypto.Signer{key}}); err != nil {
+		return nil, err
+	}
+	web, err := fs.Sub(webFiles, "web")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.publish(ctx, web, 1, false); err != nil {
+		return nil, err
+	}
+	return update.NewServer(update.ServerConfig{Store: store, Roots: [][]byte{s.updateRoot}, CacheTTL: -1})
+}
+
+// publish publishes web as bundle version for the iOS app 1.x and 2.x.
+func (s *travelServer) publish(ctx context.Context, web fs.FS, version uint64, mandatory bool) error {
+	_, err := s.publisher.Publish(ctx, web, update.ReleaseSpec{App: appID, Platform: "ios", AppVersions: ">=1.0 <3",
+		Version: version, Mandatory: mandatory, Expires: time.Now().Add(30 * 24 * time.Hour)})
+	return err
+}
+
+// publishFix publishes bundle 2: the booking view with a security fix,
+// as a mandatory update.
+func (s *travelServer) publishFix(ctx context.Context) error {
+	web, err := fs.Sub(webFiles, "web")
+	if err != nil {
+		return err
+	}
+	fixed := fstest.MapFS{}
+	err = fs.WalkDir(web, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(web, path)
+		if err != nil {
+			return err
+		}
+		if path == "booking.js" {
+			b = append(b, []byte("// version 2: escape trip names before showing them (security fix)\n")...)
+		}
+		fixed[path] = &fstest.MapFile{Data: b, Mode: 0o644}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.publish(ctx, fixed, 2, true)
 }
 
 func (s *travelServer) close() {

@@ -14,17 +14,20 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/moatsec/moat/attest"
 	"github.com/moatsec/moat/client"
 	"github.com/moatsec/moat/pinning"
 	"github.com/moatsec/moat/stepup"
+	"github.com/moatsec/moat/update"
 )
 
 // story is the scripted app side: several app installations and the
 // support desk, talking to the server over pinned HTTPS.
 type story struct {
+	dir   string // the apps' installation directories
 	srv   *travelServer
 	certs *certs
 	t     *transcript
@@ -32,7 +35,7 @@ type story struct {
 	pins  *pinning.Set
 }
 
-func newStory(srv *travelServer, c *certs, out io.Writer) (*story, error) {
+func newStory(srv *travelServer, c *certs, out io.Writer, dir string) (*story, error) {
 	// Pin the server's key, with a backup key kept offline for the day the
 	// server's key must change.
 	_, backup, err := pinning.GenerateBackup()
@@ -50,18 +53,19 @@ func newStory(srv *travelServer, c *certs, out io.Writer) (*story, error) {
 		return nil, err
 	}
 	t := &transcript{w: out}
-	return &story{srv: srv, certs: c, t: t, pins: set,
+	return &story{dir: dir, srv: srv, certs: c, t: t, pins: set,
 		http: &http.Client{Transport: &transport{base: pinned.Transport, t: t}, Timeout: 10 * time.Second}}, nil
 }
 
 // app is one installation of the travel app.
 type app struct {
 	*client.Client
-	name string
+	name    string
+	updates *update.Client // nil on the watch, whose app has no web resources
 }
 
 type appSpec struct {
-	name, username, deviceID, channel, version string
+	name, username, deviceID, platform, channel, version string
 	// wrongSMS makes the user type wrong SMS codes.
 	wrongSMS bool
 }
@@ -77,9 +81,19 @@ func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	var updates *update.Client
+	if spec.platform == "ios" {
+		updates, err = update.NewClient(update.ClientConfig{
+			BaseURL: s.srv.issuer + "/update", App: appID, Platform: spec.platform, AppVersion: spec.version,
+			Root: s.srv.updateRoot, Dir: filepath.Join(s.dir, spec.deviceID), HTTPClient: s.http,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	c, err := client.New(ctx, client.Config{
-		Issuer: s.srv.issuer, HTTPClient: s.http, Key: key,
-		AppID: appID, AppVersion: spec.version, Platform: "ios", Channel: spec.channel, DeviceID: spec.deviceID,
+		Issuer: s.srv.issuer, HTTPClient: s.http, Key: key, Updates: updates,
+		AppID: appID, AppVersion: spec.version, Platform: spec.platform, Channel: spec.channel, DeviceID: spec.deviceID,
 		Header: http.Header{"Accept-Language": {"en"}},
 		Attest: func(_ context.Context, nonce, _ string) (json.RawMessage, error) {
 			return attest.InsecureDevelopmentEvidence(key, nonce)
@@ -102,7 +116,7 @@ func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &app{Client: c, name: spec.name}, nil
+	return &app{Client: c, name: spec.name, updates: updates}, nil
 }
 
 func (s *story) call(a *app, method, path string) (*http.Response, error) {
@@ -173,7 +187,7 @@ func (s *story) run(ctx context.Context) error {
 	fmt.Fprintf(t.w, "moat travel example: server at %s, pinned HTTPS (sha256 pin of its key plus a backup pin)\n", s.srv.issuer)
 
 	t.step("1. alice installs the app on her phone and registers it")
-	alice, err := s.newApp(ctx, appSpec{name: "alice's phone", username: "alice", deviceID: "phone-alice", channel: "phone", version: "1.10.0"})
+	alice, err := s.newApp(ctx, appSpec{name: "alice's phone", username: "alice", deviceID: "phone-alice", platform: "ios", channel: "phone", version: "1.10.0"})
 	if err != nil {
 		return err
 	}
@@ -210,7 +224,7 @@ func (s *story) run(ctx context.Context) error {
 	t.note("SMS sent to %s; the password was not asked again", users[0].phone)
 
 	t.step("5. bob signs in on his phone and, at payment, types wrong SMS codes until the check blocks")
-	bob, err := s.newApp(ctx, appSpec{name: "bob's phone", username: "bob", deviceID: "phone-bob", channel: "phone", version: "1.10.0", wrongSMS: true})
+	bob, err := s.newApp(ctx, appSpec{name: "bob's phone", username: "bob", deviceID: "phone-bob", platform: "ios", channel: "phone", version: "1.10.0", wrongSMS: true})
 	if err != nil {
 		return err
 	}
@@ -239,7 +253,7 @@ func (s *story) run(ctx context.Context) error {
 	if err := s.srv.setWatchPIN(ctx, "watch-alice", "user-alice"); err != nil {
 		return err
 	}
-	watch, err := s.newApp(ctx, appSpec{name: "alice's watch", username: "alice", deviceID: "watch-alice", channel: "watch", version: "1.10.0"})
+	watch, err := s.newApp(ctx, appSpec{name: "alice's watch", username: "alice", deviceID: "watch-alice", platform: "watchos", channel: "watch", version: "1.10.0"})
 	if err != nil {
 		return err
 	}
@@ -275,14 +289,14 @@ func (s *story) run(ctx context.Context) error {
 	if err := s.operator(ctx, "PUT", "/policies/"+appID+"/ios", policy); err != nil {
 		return err
 	}
-	resp, err := s.expectStatus(watch, "GET", "/reservations/42", http.StatusOK)
+	resp, err := s.expectStatus(bob, "GET", "/reservations/42", http.StatusOK)
 	if err != nil {
 		return err
 	}
 	if resp.Header.Get("Moat-App-Version-Notice") == "" {
 		return errors.New("no version notice on the first call after notify")
 	}
-	resp, err = s.expectStatus(watch, "GET", "/reservations/42", http.StatusOK)
+	resp, err = s.expectStatus(bob, "GET", "/reservations/42", http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -296,7 +310,7 @@ func (s *story) run(ctx context.Context) error {
 	if err := s.operator(ctx, "PUT", "/policies/"+appID+"/ios", policy); err != nil {
 		return err
 	}
-	fresh, err := s.newApp(ctx, appSpec{name: "carol's tablet", username: "alice", deviceID: "tablet-carol", channel: "tablet", version: "1.10.0"})
+	fresh, err := s.newApp(ctx, appSpec{name: "carol's tablet", username: "alice", deviceID: "tablet-carol", platform: "ios", channel: "tablet", version: "1.10.0"})
 	if err != nil {
 		return err
 	}
@@ -307,12 +321,48 @@ func (s *story) run(ctx context.Context) error {
 	if errors.As(err, &oe) {
 		t.note("message: %q, download: %s", oe.Message(), oe.DownloadURL())
 	}
-	_, err = s.call(watch, "GET", "/reservations/42")
-	if err := expectError("the watch on 1.10.0", err, client.ErrAppVersionBlocked); err != nil {
+	_, err = s.call(bob, "GET", "/reservations/42")
+	if err := expectError("bob's phone on 1.10.0", err, client.ErrAppVersionBlocked); err != nil {
 		return err
 	}
 
-	t.step("12. pinning: a second server with a certificate from the same trusted CA, but not pinned, is refused")
+	t.step("12. alice's new phone runs app 2.0.0: it registers, signs in and installs the current web resources")
+	phone2, err := s.newApp(ctx, appSpec{name: "alice's new phone", username: "alice", deviceID: "phone2-alice", platform: "ios", channel: "phone", version: "2.0.0"})
+	if err != nil {
+		return err
+	}
+	if err := phone2.Register(ctx); err != nil {
+		return fmt.Errorf("registering alice's new phone: %w", err)
+	}
+	if err := phone2.Authorize(ctx, scopeRead, scopePay); err != nil {
+		return fmt.Errorf("alice signing in on her new phone: %w", err)
+	}
+	m, err := phone2.updates.Update(ctx)
+	if err != nil {
+		return fmt.Errorf("installing the web resources: %w", err)
+	}
+	if m == nil || m.BundleVersion != 1 {
+		return errors.New("bundle 1 was not installed")
+	}
+	t.note("installed web bundle %d (%d files, signatures and every file's SHA-256 verified)", m.BundleVersion, len(m.Files))
+
+	t.step("13. a security fix to the booking view ships as mandatory bundle 2: calls are refused until the app installs it")
+	if err := s.srv.publishFix(ctx); err != nil {
+		return err
+	}
+	mark = t.mark()
+	if _, err := s.expectStatus(phone2, "GET", "/reservations/42", http.StatusOK); err != nil {
+		return err
+	}
+	if !t.sawCode(mark, "update_required") {
+		return errors.New("the call was not refused with update_required before the update")
+	}
+	if v := phone2.updates.InstalledVersion(); v != 2 {
+		return fmt.Errorf("installed bundle %d, want 2", v)
+	}
+	t.note("bundle 2 installed atomically (bundle 1 kept for rollback)")
+
+	t.step("14. pinning: a second server with a certificate from the same trusted CA, but not pinned, is refused")
 	if err := s.unpinnedServerRefused(ctx); err != nil {
 		return err
 	}

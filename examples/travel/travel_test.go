@@ -28,6 +28,8 @@ func TestStory(t *testing.T) {
 		"403 device_blocked",
 		"(notice: Version 2.0 fixes a security issue. Please update.)",
 		"403 app_version_blocked",
+		"403 update_required",
+		"bundles/2/from-1.zip 200",
 		"refused: TLS verified, but no certificate on the chain has a pinned key",
 		"INSECURE development verifier",
 		"the story went as expected",
