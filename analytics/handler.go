@@ -134,8 +134,11 @@ func parseQuery(values url.Values, dims []string, now time.Time) (parsedQuery, e
 		if err != nil {
 			return q, fmt.Errorf("%w: limit %q is not a number", ErrInvalidQuery, clip(v))
 		}
+		if n == 0 {
+			n = -1 // an explicit 0 is out of range, not "the default"
+		}
 		if q.limit, err = limitOf(n); err != nil {
-			return q, err
+			return q, fmt.Errorf("%w: limit %s is not within 1..%d", ErrInvalidQuery, clip(v), maxLimit)
 		}
 	}
 	for _, d := range dims {

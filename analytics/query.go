@@ -29,7 +29,9 @@ const (
 // SummaryQuery asks for call counts and latencies over a time range.
 type SummaryQuery struct {
 	// Since and Until bound the range; it is widened to whole buckets of
-	// the resolution. Zero Until: now. Zero Since: 24 hours before Until.
+	// the resolution, from the start of the bucket holding Since to the end
+	// of the bucket holding Until. Zero Until: now. Zero Since: 24 hours
+	// before Until.
 	Since, Until time.Time
 	// Resolution of the time series. Zero: Auto.
 	Resolution Resolution
@@ -47,11 +49,14 @@ type SummaryQuery struct {
 // Summary answers a [SummaryQuery]. It is also the JSON body of
 // GET <prefix>/analytics/api/summary.
 type Summary struct {
-	Since      time.Time         `json:"since"`
-	Until      time.Time         `json:"until"`
-	Resolution Resolution        `json:"resolution"`
-	GroupBy    []string          `json:"group_by"`
-	Filter     map[string]string `json:"filter,omitempty"`
+	Since      time.Time  `json:"since"`
+	Until      time.Time  `json:"until"`
+	Resolution Resolution `json:"resolution"`
+	// Retained is the start of the oldest bucket kept at this resolution:
+	// nothing before it can be counted.
+	Retained time.Time         `json:"retained_since"`
+	GroupBy  []string          `json:"group_by"`
+	Filter   map[string]string `json:"filter,omitempty"`
 	// Times are the start times of the series' points.
 	Times []time.Time `json:"times"`
 	// Total covers every call in range that the filter keeps.
@@ -123,6 +128,7 @@ type SecurityReport struct {
 	Since      time.Time         `json:"since"`
 	Until      time.Time         `json:"until"`
 	Resolution Resolution        `json:"resolution"`
+	Retained   time.Time         `json:"retained_since"`
 	GroupBy    []string          `json:"group_by"`
 	Filter     map[string]string `json:"filter,omitempty"`
 	Times      []time.Time       `json:"times"`
@@ -171,6 +177,7 @@ type RefusedVersion struct {
 type span struct {
 	res          Resolution
 	since, until time.Time // bucket-aligned, UTC
+	retained     time.Time // the oldest bucket kept
 	points       int
 }
 
@@ -198,16 +205,14 @@ func (r *Recorder) span(since, until time.Time, res Resolution) (span, error) {
 	}
 	step := int64(res.step() / time.Second)
 	lo := floorDiv(since.Unix(), step) * step
-	hi := floorDiv(until.Unix()+step-1, step) * step
-	if hi == lo {
-		hi += step
-	}
+	hi := floorDiv(until.Unix(), step)*step + step
 	points := (hi - lo) / step
 	if points > maxPoints {
 		return span{}, fmt.Errorf("%w: the range holds %d %s points, more than %d; narrow it or use resolution=hour",
 			ErrInvalidQuery, points, res, maxPoints)
 	}
-	return span{res: res, since: time.Unix(lo, 0).UTC(), until: time.Unix(hi, 0).UTC(), points: int(points)}, nil
+	return span{res: res, since: time.Unix(lo, 0).UTC(), until: time.Unix(hi, 0).UTC(), points: int(points),
+		retained: time.Unix(r.agg.table(res).oldest(now), 0).UTC()}, nil
 }
 
 func (s span) times() []time.Time {
@@ -406,7 +411,7 @@ func (r *Recorder) Summary(q SummaryQuery) (*Summary, error) {
 		}
 	}
 	s := &Summary{
-		Since: sp.since, Until: sp.until, Resolution: sp.res,
+		Since: sp.since, Until: sp.until, Resolution: sp.res, Retained: sp.retained,
 		GroupBy: nonNil(q.GroupBy), Filter: q.Filter, Times: sp.times(),
 		Total: total.totals(), Series: series, Groups: []CallGroup{}, Routes: []RouteTotals{},
 	}
@@ -427,7 +432,7 @@ func (r *Recorder) Summary(q SummaryQuery) (*Summary, error) {
 func (r *Recorder) statsLocked() Stats {
 	return Stats{
 		Aggregated: r.agg.aggregated, Late: r.agg.late, Overflow: r.agg.overflow,
-		Dropped: r.dropped.Load(), Queued: len(r.queue),
+		Dropped: r.dropped.Load(), Queued: r.queue.len(),
 		SinkDropped: r.sinkDropped.Load(), SinkErrors: r.sinkErrors.Load(),
 	}
 }
@@ -502,7 +507,7 @@ func (r *Recorder) SecurityReport(q SecurityQuery) (*SecurityReport, error) {
 	}
 	t := r.agg.table(sp.res)
 	rep := &SecurityReport{
-		Since: sp.since, Until: sp.until, Resolution: sp.res,
+		Since: sp.since, Until: sp.until, Resolution: sp.res, Retained: sp.retained,
 		GroupBy: q.GroupBy, Filter: q.Filter, Times: sp.times(),
 		Kinds: make(map[string]int64), Groups: []SecurityGroup{},
 		RefusedDevices: []RefusedDevice{}, RefusedVersions: []RefusedVersion{},

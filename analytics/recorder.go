@@ -32,9 +32,9 @@ type Config struct {
 	// *http.ServeMux fits. Nil: such calls are labelled [RouteUnmatched].
 	Routes RouteMatcher
 
-	// QueueSize is how many events may wait to be aggregated; beyond it,
-	// events are dropped and counted in [Stats.Dropped]. Zero: 8192. At
-	// most 1<<20.
+	// QueueSize is how many events may wait to be aggregated (rounded up
+	// to a power of two); beyond it, events are dropped and counted in
+	// [Stats.Dropped]. Zero: 8192. At most 1<<20.
 	QueueSize int
 
 	// MinuteRetention is how long per-minute aggregates are kept. Zero: 2
@@ -118,7 +118,7 @@ type Recorder struct {
 	now       func() time.Time
 	identify  func(*http.Request) Caller
 	routes    RouteMatcher
-	queue     chan item
+	queue     *queue
 	wakeAt    int
 	wake      chan struct{}
 	stop      chan struct{}
@@ -128,8 +128,9 @@ type Recorder struct {
 	dropped   atomic.Uint64
 	logger    *slog.Logger
 
-	drainMu sync.Mutex // one drain at a time; guards batch and pseudo
+	drainMu sync.Mutex // one drain at a time; guards batch, scratch and pseudo
 	batch   []item
+	scratch Batch // the drained events when there is no sink to hand them to
 	pseudo  *pseudonymizer
 
 	mu  sync.RWMutex // guards agg
@@ -192,13 +193,13 @@ func New(cfg Config) (*Recorder, error) {
 		now:      cfg.Clock,
 		identify: cfg.Identify,
 		routes:   cfg.Routes,
-		queue:    make(chan item, queue),
+		queue:    newQueue(queue),
 		wakeAt:   max(queue/4, 1),
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		runDone:  make(chan struct{}),
 		logger:   cfg.Logger,
-		batch:    make([]item, 0, min(queue, drainBatch)),
+		batch:    make([]item, min(queue, drainBatch)),
 		pseudo:   newPseudonymizer(cfg.DeviceKey),
 		agg:      newAggregates(minRet, hourRet, maxSeries),
 		sink:     cfg.Sink,
@@ -239,22 +240,17 @@ func (r *Recorder) Security(ctx context.Context, e SecurityEvent) {
 	r.enqueue(&it)
 }
 
-// enqueue is the hot path: one non-blocking channel send.
+// enqueue is the hot path: one slot claimed in the ring, never waiting.
 func (r *Recorder) enqueue(it *item) {
-	if r.closed.Load() {
+	if r.closed.Load() || !r.queue.push(it) {
 		r.dropped.Add(1)
 		return
 	}
-	select {
-	case r.queue <- *it:
-		if len(r.queue) >= r.wakeAt {
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
+	if r.queue.len() >= r.wakeAt {
+		select {
+		case r.wake <- struct{}{}:
+		default:
 		}
-	default:
-		r.dropped.Add(1)
 	}
 }
 
@@ -279,20 +275,19 @@ func (r *Recorder) drain() {
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
 	for {
-		batch := r.batch[:0]
-	pull:
-		for len(batch) < cap(batch) {
-			select {
-			case it := <-r.queue:
-				batch = append(batch, it)
-			default:
-				break pull
-			}
+		n := 0
+		for n < len(r.batch) && r.queue.pop(&r.batch[n]) {
+			n++
 		}
-		if len(batch) == 0 {
+		if n == 0 {
 			return
 		}
-		out := new(Batch)
+		batch := r.batch[:n]
+		out := &r.scratch
+		if r.sink != nil {
+			out = &Batch{Calls: make([]Call, 0, n)}
+		}
+		out.Calls, out.Security = out.Calls[:0], out.Security[:0]
 		for i := range batch {
 			it := &batch[i]
 			src := r.pseudo.source(&it.caller)
@@ -308,7 +303,7 @@ func (r *Recorder) drain() {
 				Status: int(it.status), Duration: it.dur, BytesIn: it.bytesIn, BytesOut: it.bytesOut,
 			})
 		}
-		full := len(batch) == cap(batch)
+		full := n == len(r.batch)
 		clear(batch) // let the raw strings go
 		now := r.now()
 		r.mu.Lock()
@@ -321,6 +316,9 @@ func (r *Recorder) drain() {
 			default:
 				r.sinkDropped.Add(uint64(len(out.Calls) + len(out.Security)))
 			}
+		} else {
+			clear(out.Calls)
+			clear(out.Security)
 		}
 		if !full {
 			return
@@ -331,6 +329,10 @@ func (r *Recorder) drain() {
 func (r *Recorder) runSink() {
 	defer close(r.sinkDone)
 	for b := range r.sinkCh {
+		if r.sinkCtx.Err() != nil { // Close gave up waiting: drop the rest
+			r.sinkDropped.Add(uint64(len(b.Calls) + len(b.Security)))
+			continue
+		}
 		if err := r.sink.Export(r.sinkCtx, b); err != nil {
 			r.sinkErrors.Add(1)
 			r.logger.Warn("moat/analytics: sink export failed", "events", len(b.Calls)+len(b.Security), "err", err)
@@ -355,7 +357,7 @@ func (r *Recorder) Stats() Stats {
 	s := Stats{Aggregated: r.agg.aggregated, Late: r.agg.late, Overflow: r.agg.overflow}
 	r.mu.RUnlock()
 	s.Dropped = r.dropped.Load()
-	s.Queued = len(r.queue)
+	s.Queued = r.queue.len()
 	s.SinkDropped = r.sinkDropped.Load()
 	s.SinkErrors = r.sinkErrors.Load()
 	return s

@@ -76,12 +76,13 @@ func (sc *scrubber) run(s string) string {
 		c := s[i]
 		switch {
 		case isWordByte(c):
-			j := i
+			j, dotted := i, false
 			for j < len(s) && isWordByte(s[j]) {
+				dotted = dotted || s[j] == '.'
 				j++
 			}
 			word := s[i:j]
-			if looksJWT(word) {
+			if (dotted || len(word) >= 16) && looksJWT(word) {
 				sc.replace(i, j, RedactedJWT)
 				i = j
 				continue
@@ -171,7 +172,7 @@ func isBase64URL(c byte) bool {
 }
 
 // jsonObjectStart reports whether seg is base64url whose decoding starts
-// (after optional white space) with '{'.
+// like a JSON object: '{', then after optional white space '"' or '}'.
 func jsonObjectStart(seg string) bool {
 	if len(seg) < 3 {
 		return false
@@ -187,14 +188,17 @@ func jsonObjectStart(seg string) bool {
 	if err != nil {
 		return false
 	}
+	brace := false
 	for _, b := range out[:n] {
-		switch b {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{':
+		switch {
+		case b == ' ' || b == '\t' || b == '\r' || b == '\n':
+		case !brace && b == '{':
+			brace = true
+		case brace && (b == '"' || b == '}'):
 			return true
+		default:
+			return false
 		}
-		return false
 	}
 	return false
 }
