@@ -67,7 +67,10 @@ type callKey struct {
 	class                                          uint8 // status / 100
 }
 
+// callCell counts one series of the calls table in one bucket. id is the
+// series' callKey, interned in aggregates.keys.
 type callCell struct {
+	id                               uint32
 	count, durSum, bytesIn, bytesOut int64
 	hist                             histogram
 }
@@ -84,16 +87,18 @@ type refusalKey struct {
 	device string
 }
 
-// bucket holds one minute's or one hour's aggregates.
+// bucket holds one minute's or one hour's aggregates. Calls are kept in a
+// slice (queries scan it) indexed by series id (ingestion finds cells).
 type bucket struct {
-	calls    map[callKey]*callCell
+	calls    []callCell
+	index    map[uint32]int32
 	security map[secKey]int64
 	refusals map[refusalKey]int64
 }
 
 func newBucket() *bucket {
 	return &bucket{
-		calls:    make(map[callKey]*callCell),
+		index:    make(map[uint32]int32),
 		security: make(map[secKey]int64),
 		refusals: make(map[refusalKey]int64),
 	}
@@ -108,9 +113,18 @@ type table struct {
 
 // aggregates is the recorder's in-memory store. The recorder guards it
 // with its mutex.
+//
+// Call series keys are interned: each distinct callKey gets a small id,
+// counted by the cells that use it and freed when the last one expires, so
+// that queries index slices by id instead of hashing label strings.
 type aggregates struct {
 	tables    [2]table // Minute, Hour
 	maxSeries int
+
+	ids  map[callKey]uint32
+	keys []callKey // by id
+	refs []int32   // cells using each id
+	free []uint32  // ids to reuse
 
 	aggregated, late, overflow uint64
 }
@@ -122,7 +136,60 @@ func newAggregates(minuteRet, hourRet time.Duration, maxSeries int) *aggregates 
 			{step: 3600, retention: hourRet, buckets: make(map[int64]*bucket)},
 		},
 		maxSeries: maxSeries,
+		ids:       make(map[callKey]uint32),
 	}
+}
+
+// otherCallKey is the series that MaxSeries folds calls into.
+var otherCallKey = callKey{app: otherLabel, version: otherLabel, platform: otherLabel,
+	channel: otherLabel, route: otherLabel, method: otherLabel}
+
+// intern returns k's id, giving it one if it has none.
+func (a *aggregates) intern(k *callKey) uint32 {
+	if id, ok := a.ids[*k]; ok {
+		return id
+	}
+	var id uint32
+	if n := len(a.free); n > 0 {
+		id = a.free[n-1]
+		a.free = a.free[:n-1]
+		a.keys[id] = *k
+	} else {
+		id = uint32(len(a.keys))
+		a.keys = append(a.keys, *k)
+		a.refs = append(a.refs, 0)
+	}
+	a.ids[*k] = id
+	return id
+}
+
+// unref drops one use of id, freeing it with its last.
+func (a *aggregates) unref(id uint32) {
+	if a.refs[id]--; a.refs[id] <= 0 {
+		a.refs[id] = 0
+		delete(a.ids, a.keys[id])
+		a.keys[id] = callKey{}
+		a.free = append(a.free, id)
+	}
+}
+
+// cell returns the cell of series id in b, creating it (or folding it into
+// the "(other)" series when b is full).
+func (a *aggregates) cell(b *bucket, id uint32) *callCell {
+	if i, ok := b.index[id]; ok {
+		return &b.calls[i]
+	}
+	if len(b.calls) >= a.maxSeries {
+		a.overflow++
+		id = a.intern(&otherCallKey)
+		if i, ok := b.index[id]; ok {
+			return &b.calls[i]
+		}
+	}
+	a.refs[id]++
+	b.index[id] = int32(len(b.calls))
+	b.calls = append(b.calls, callCell{id: id})
+	return &b.calls[len(b.calls)-1]
 }
 
 func (a *aggregates) table(res Resolution) *table {
@@ -156,8 +223,11 @@ func (a *aggregates) prune(now time.Time) {
 	for i := range a.tables {
 		t := &a.tables[i]
 		oldest := t.oldest(now)
-		for start := range t.buckets {
+		for start, b := range t.buckets {
 			if start < oldest {
+				for j := range b.calls {
+					a.unref(b.calls[j].id)
+				}
 				delete(t.buckets, start)
 			}
 		}
@@ -180,6 +250,7 @@ func (a *aggregates) addCall(c *Call, now time.Time) {
 		platform: orUnknown(c.Platform), channel: orUnknown(c.Channel),
 		route: orUnknown(c.Route), method: c.Method, class: statusClass(c.Status),
 	}
+	id := a.intern(&k)
 	sec, stored := c.Time.Unix(), false
 	for i := range a.tables {
 		b := a.tables[i].bucketAt(sec, now)
@@ -187,25 +258,16 @@ func (a *aggregates) addCall(c *Call, now time.Time) {
 			continue
 		}
 		stored = true
-		cell := b.calls[k]
-		if cell == nil {
-			key := k
-			if len(b.calls) >= a.maxSeries {
-				a.overflow++
-				key = callKey{app: otherLabel, version: otherLabel, platform: otherLabel,
-					channel: otherLabel, route: otherLabel, method: otherLabel}
-				cell = b.calls[key]
-			}
-			if cell == nil {
-				cell = new(callCell)
-				b.calls[key] = cell
-			}
-		}
+		cell := a.cell(b, id)
 		cell.count++
 		cell.durSum += int64(c.Duration)
 		cell.bytesIn += c.BytesIn
 		cell.bytesOut += c.BytesOut
 		cell.hist.add(histIndex(c.Duration))
+	}
+	if a.refs[id] == 0 { // late, or folded into "(other)" everywhere
+		a.refs[id] = 1
+		a.unref(id)
 	}
 	if !stored {
 		a.late++
@@ -303,16 +365,19 @@ func histBounds(i int) (lo, hi float64) {
 }
 
 // histogram is a sparse latency histogram: most series see few distinct
-// latencies per bucket, so two are kept inline before a full array.
+// latencies per bucket, so two are kept inline before a full array, and
+// the full array remembers the range of buckets in use.
 type histogram struct {
-	idx  [2]uint8
-	n    [2]uint32
-	full *[histBuckets]uint64
+	idx    [2]uint8
+	lo, hi uint8 // with full: the buckets in use are full[lo:hi+1]
+	n      [2]uint32
+	full   *[histBuckets]uint64
 }
 
 func (h *histogram) add(i int) {
 	if h.full != nil {
 		h.full[i]++
+		h.lo, h.hi = min(h.lo, uint8(i)), max(h.hi, uint8(i))
 		return
 	}
 	for j := range h.n {
@@ -325,8 +390,10 @@ func (h *histogram) add(i int) {
 		}
 	}
 	h.full = new([histBuckets]uint64)
+	h.lo, h.hi = uint8(i), uint8(i)
 	for j := range h.n {
 		h.full[h.idx[j]] += uint64(h.n[j])
+		h.lo, h.hi = min(h.lo, h.idx[j]), max(h.hi, h.idx[j])
 	}
 	h.full[i]++
 }
@@ -334,8 +401,8 @@ func (h *histogram) add(i int) {
 // addTo adds h's counts to dense.
 func (h *histogram) addTo(dense *[histBuckets]uint64) {
 	if h.full != nil {
-		for i, n := range h.full {
-			dense[i] += n
+		for i := int(h.lo); i <= int(h.hi); i++ {
+			dense[i] += h.full[i]
 		}
 		return
 	}
@@ -400,7 +467,8 @@ func (a *aggregates) dump(w io.Writer) error {
 		for _, s := range starts {
 			b := t.buckets[s]
 			bo := bucketOut{Resolution: Resolution(i + 1).String(), Start: time.Unix(s, 0).UTC()}
-			for k, c := range b.calls {
+			for _, c := range b.calls {
+				k := a.keys[c.id]
 				bo.Calls = append(bo.Calls, callOut{k.app, k.version, k.platform, k.channel, k.route, k.method,
 					k.class, c.count, c.durSum, c.bytesIn, c.bytesOut})
 			}

@@ -69,16 +69,16 @@ func TestSummaryMatchesBruteForce(t *testing.T) {
 	ingest(rec, &Batch{Calls: calls})
 
 	for _, tc := range []struct {
-		q SummaryQuery
+		q Query
 	}{
-		{SummaryQuery{}},
-		{SummaryQuery{GroupBy: []string{"app"}}},
-		{SummaryQuery{GroupBy: []string{"app", "platform", "channel"}}},
-		{SummaryQuery{GroupBy: []string{"route", "status"}, Filter: map[string]string{"app": "travel"}}},
-		{SummaryQuery{GroupBy: CallDims, Since: now.Add(-5 * time.Hour), Resolution: Minute, Limit: 1000}},
-		{SummaryQuery{GroupBy: []string{"version"}, Since: now.Add(-2 * time.Hour), Resolution: Minute}},
-		{SummaryQuery{Filter: map[string]string{"status": "5xx", "platform": "ios"}, Resolution: Hour}},
-		{SummaryQuery{Filter: map[string]string{"app": "unknown"}}},
+		{Query{}},
+		{Query{GroupBy: []string{"app"}}},
+		{Query{GroupBy: []string{"app", "platform", "channel"}}},
+		{Query{GroupBy: []string{"route", "status"}, Filter: map[string]string{"app": "travel"}}},
+		{Query{GroupBy: CallDims, Since: now.Add(-5 * time.Hour), Resolution: Minute, Limit: 1000}},
+		{Query{GroupBy: []string{"version"}, Since: now.Add(-2 * time.Hour), Resolution: Minute}},
+		{Query{Filter: map[string]string{"status": "5xx", "platform": "ios"}, Resolution: Hour}},
+		{Query{Filter: map[string]string{"app": "unknown"}}},
 	} {
 		t.Run(fmt.Sprint(tc.q.GroupBy, tc.q.Filter, tc.q.Resolution), func(t *testing.T) {
 			s, err := rec.Summary(tc.q)
@@ -142,7 +142,7 @@ func TestLatencyPercentiles(t *testing.T) {
 		durs = append(durs, float64(d)/1e6)
 	}
 	ingest(rec, &Batch{Calls: calls})
-	s, err := rec.Summary(SummaryQuery{Resolution: Minute, Since: now.Add(-time.Hour)})
+	s, err := rec.Summary(Query{Resolution: Minute, Since: now.Add(-time.Hour)})
 	require.NoError(t, err)
 	exact := func(q float64) float64 { return durs[int(q*float64(len(durs)))-1] }
 	l := s.Total.Latency
@@ -195,10 +195,10 @@ func TestRetentionAndLateEvents(t *testing.T) {
 		{Time: start.Add(-4 * time.Hour), Route: "late", Status: 200}, // beyond both
 	}})
 	require.EqualValues(t, 1, rec.Stats().Late)
-	s, err := rec.Summary(SummaryQuery{Since: start.Add(-5 * time.Hour), Until: *now, Resolution: Hour, GroupBy: []string{"route"}})
+	s, err := rec.Summary(Query{Since: start.Add(-5 * time.Hour), Until: *now, Resolution: Hour, GroupBy: []string{"route"}})
 	require.NoError(t, err)
 	require.EqualValues(t, 3, s.Total.Calls)
-	m, err := rec.Summary(SummaryQuery{Since: now.Add(-time.Hour), Resolution: Minute, GroupBy: []string{"route"}})
+	m, err := rec.Summary(Query{Since: now.Add(-time.Hour), Resolution: Minute, GroupBy: []string{"route"}})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, m.Total.Calls, "the minute of 'a' was pruned")
 	require.Equal(t, "b", m.Groups[0].Key["route"])
@@ -207,6 +207,8 @@ func TestRetentionAndLateEvents(t *testing.T) {
 	ingest(rec, &Batch{})
 	rec.mu.RLock()
 	require.Len(t, rec.agg.tables[1].buckets, 0, "every hour pruned")
+	require.Empty(t, rec.agg.ids, "every series id freed")
+	require.Len(t, rec.agg.free, len(rec.agg.keys))
 	rec.mu.RUnlock()
 }
 
@@ -221,13 +223,13 @@ func TestMaxSeriesFoldsIntoOther(t *testing.T) {
 		sec = append(sec, Security{Time: *now, Source: Source{AppID: "travel", AppVersion: v, Device: "d_" + v}, Kind: DeviceRefused})
 	}
 	ingest(rec, &Batch{Calls: calls, Security: sec})
-	s, err := rec.Summary(SummaryQuery{GroupBy: []string{"version"}, Limit: 100})
+	s, err := rec.Summary(Query{GroupBy: []string{"version"}, Limit: 100})
 	require.NoError(t, err)
 	require.EqualValues(t, 50, s.Total.Calls, "nothing lost")
 	require.Len(t, s.Groups, 11)
 	require.Equal(t, otherLabel, s.Groups[0].Key["version"])
 	require.EqualValues(t, 40, s.Groups[0].Calls)
-	rep, err := rec.SecurityReport(SecurityQuery{GroupBy: []string{"version"}, Limit: 100})
+	rep, err := rec.SecurityReport(Query{GroupBy: []string{"version"}, Limit: 100})
 	require.NoError(t, err)
 	require.EqualValues(t, 50, rep.Total)
 	require.EqualValues(t, 50, rep.Refusals)
@@ -256,7 +258,7 @@ func TestSecurityReport(t *testing.T) {
 	add(1, Security{Time: at, Kind: 0}) // an invalid kind from a buggy hook
 	ingest(rec, &Batch{Security: sec})
 
-	rep, err := rec.SecurityReport(SecurityQuery{Since: now.Add(-time.Hour)})
+	rep, err := rec.SecurityReport(Query{Since: now.Add(-time.Hour)})
 	require.NoError(t, err)
 	require.Equal(t, []string{"kind"}, rep.GroupBy)
 	require.EqualValues(t, 16, rep.Total)
@@ -273,7 +275,7 @@ func TestSecurityReport(t *testing.T) {
 	require.Equal(t, "1.9.0", rep.RefusedVersions[0].Version)
 	require.EqualValues(t, 5, rep.RefusedVersions[0].Count)
 
-	f, err := rec.SecurityReport(SecurityQuery{Filter: map[string]string{"kind": "device_refused"}, GroupBy: []string{"reason", "name"}})
+	f, err := rec.SecurityReport(Query{Filter: map[string]string{"kind": "device_refused"}, GroupBy: []string{"reason", "name"}})
 	require.NoError(t, err)
 	require.EqualValues(t, 3, f.Total)
 	require.Equal(t, map[string]string{"reason": "stolen", "name": "device-status"}, f.Groups[0].Key)
@@ -283,7 +285,7 @@ func TestSecurityReport(t *testing.T) {
 func TestQueryValidation(t *testing.T) {
 	t.Parallel()
 	rec, now := testRecorder(t, Config{})
-	for _, q := range []SummaryQuery{
+	for _, q := range []Query{
 		{GroupBy: []string{"planet"}},
 		{GroupBy: []string{"app", "app"}},
 		{Filter: map[string]string{"planet": "mars"}},
@@ -297,6 +299,6 @@ func TestQueryValidation(t *testing.T) {
 		_, err := rec.Summary(q)
 		require.ErrorIs(t, err, ErrInvalidQuery, "%+v", q)
 	}
-	_, err := rec.SecurityReport(SecurityQuery{GroupBy: []string{"route"}})
+	_, err := rec.SecurityReport(Query{GroupBy: []string{"route"}})
 	require.ErrorIs(t, err, ErrInvalidQuery)
 }

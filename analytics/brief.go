@@ -76,15 +76,15 @@ func sortCounts(cs []Count) {
 }
 
 // Brief sums up calls and security outcomes between since and until (zero
-// values as in [SummaryQuery]) at hour resolution, so the range is widened
+// values as in [Query]) at hour resolution, so the range is widened
 // to whole hours. It does not flush the queue: call [Recorder.Flush] first
 // to include the latest events.
 func (r *Recorder) Brief(since, until time.Time) (*Brief, error) {
-	calls, err := r.Summary(SummaryQuery{Since: since, Until: until, Resolution: Hour, GroupBy: []string{"channel"}})
+	calls, err := r.Summary(Query{Since: since, Until: until, Resolution: Hour, GroupBy: []string{"channel"}})
 	if err != nil {
 		return nil, err
 	}
-	sec, err := r.SecurityReport(SecurityQuery{Since: since, Until: until, Resolution: Hour})
+	sec, err := r.SecurityReport(Query{Since: since, Until: until, Resolution: Hour})
 	if err != nil {
 		return nil, err
 	}

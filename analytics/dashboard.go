@@ -136,7 +136,7 @@ func (r *Recorder) dashboardView(d time.Duration) (*dashView, error) {
 	v := &dashView{CSS: template.CSS(dashboardCSS), Generated: now.UTC().Format("2006-01-02 15:04:05")}
 	var first *Summary
 	for _, dim := range []string{"app", "platform", "channel"} {
-		s, err := r.Summary(SummaryQuery{Since: since, Until: now, GroupBy: []string{dim}, Limit: len(palette) - 1})
+		s, err := r.Summary(Query{Since: since, Until: now, GroupBy: []string{dim}, Limit: len(palette) - 1})
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +145,7 @@ func (r *Recorder) dashboardView(d time.Duration) (*dashView, error) {
 		}
 		v.Calls = append(v.Calls, callsChart(s, dim))
 	}
-	sec, err := r.SecurityReport(SecurityQuery{Since: since, Until: now, Limit: len(kindNames)})
+	sec, err := r.SecurityReport(Query{Since: since, Until: now, Limit: len(kindNames)})
 	if err != nil {
 		return nil, err
 	}
@@ -381,30 +381,39 @@ func latencyChart(routes []RouteTotals) chart {
 }
 
 func refusedDevicesChart(ds []RefusedDevice) chart {
-	rows := make([]hbar, 0, len(ds))
-	var total int64
-	for _, d := range ds[:min(len(ds), 10)] {
-		total += d.Count
-		rows = append(rows, hbar{
-			label: d.Device, note: d.App + ", " + d.Platform + ": " + plural(d.Count, "refusal"),
-			values: []float64{float64(d.Count)}, titles: []string{fmt.Sprintf("%s: %s", d.Device, fmtKinds(d.Kinds))},
-		})
+	rows := make([]refusalRow, len(ds))
+	for i, d := range ds {
+		rows[i] = refusalRow{d.Device, d.App + ", " + d.Platform + ": ", d.Count, d.Kinds}
 	}
-	return hbarChart("refused-devices", "Top refused devices", rows, nil, total)
+	return refusalsChart("refused-devices", "Top refused devices", rows)
 }
 
 func refusedVersionsChart(vs []RefusedVersion) chart {
-	rows := make([]hbar, 0, len(vs))
+	rows := make([]refusalRow, len(vs))
+	for i, v := range vs {
+		rows[i] = refusalRow{v.App + " " + v.Version + " (" + v.Platform + ")", "", v.Count, v.Kinds}
+	}
+	return refusalsChart("refused-versions", "Top refused app versions", rows)
+}
+
+// refusalRow is one bar of a refusals chart.
+type refusalRow struct {
+	label, notePrefix string
+	count             int64
+	kinds             map[string]int64
+}
+
+func refusalsChart(id, title string, rs []refusalRow) chart {
+	rows := make([]hbar, 0, min(len(rs), 10))
 	var total int64
-	for _, v := range vs[:min(len(vs), 10)] {
-		total += v.Count
-		name := v.App + " " + v.Version + " (" + v.Platform + ")"
+	for _, r := range rs[:min(len(rs), 10)] {
+		total += r.count
 		rows = append(rows, hbar{
-			label: name, note: plural(v.Count, "refusal"),
-			values: []float64{float64(v.Count)}, titles: []string{name + ": " + fmtKinds(v.Kinds)},
+			label: r.label, note: r.notePrefix + plural(r.count, "refusal"),
+			values: []float64{float64(r.count)}, titles: []string{r.label + ": " + fmtKinds(r.kinds)},
 		})
 	}
-	return hbarChart("refused-versions", "Top refused app versions", rows, nil, total)
+	return hbarChart(id, title, rows, nil, total)
 }
 
 func plural(n int64, what string) string {

@@ -84,19 +84,10 @@ type handler struct {
 // dimension filters.
 var queryParams = []string{"since", "until", "resolution", "group_by", "limit"}
 
-// parsedQuery is what both query endpoints share.
-type parsedQuery struct {
-	since, until time.Time
-	res          Resolution
-	groupBy      []string
-	filter       map[string]string
-	limit        int
-}
-
 // parseQuery reads and validates an endpoint's query string. The errors'
 // messages are safe to send back.
-func parseQuery(values url.Values, dims []string, now time.Time) (parsedQuery, error) {
-	var q parsedQuery
+func parseQuery(values url.Values, dims []string, now time.Time) (Query, error) {
+	var q Query
 	for name, vs := range values {
 		if !slices.Contains(queryParams, name) && !slices.Contains(dims, name) {
 			return q, fmt.Errorf("%w: unknown parameter %q; known: %s, and the filters %s", ErrInvalidQuery,
@@ -108,24 +99,24 @@ func parseQuery(values url.Values, dims []string, now time.Time) (parsedQuery, e
 	}
 	var err error
 	if v := values.Get("until"); v != "" {
-		if q.until, err = parseTime("until", v, now); err != nil {
+		if q.Until, err = parseTime("until", v, now); err != nil {
 			return q, err
 		}
 	}
 	if v := values.Get("since"); v != "" {
-		if q.since, err = parseTime("since", v, now); err != nil {
+		if q.Since, err = parseTime("since", v, now); err != nil {
 			return q, err
 		}
 	}
-	if q.res, err = parseResolution(values.Get("resolution")); err != nil {
+	if q.Resolution, err = parseResolution(values.Get("resolution")); err != nil {
 		return q, err
 	}
 	if v := values.Get("group_by"); v != "" {
-		q.groupBy = strings.Split(v, ",")
-		for i := range q.groupBy {
-			q.groupBy[i] = strings.TrimSpace(q.groupBy[i])
+		q.GroupBy = strings.Split(v, ",")
+		for i := range q.GroupBy {
+			q.GroupBy[i] = strings.TrimSpace(q.GroupBy[i])
 		}
-		if _, err := dimIndexes("group_by", q.groupBy, dims); err != nil {
+		if _, err := dimIndexes("group_by", q.GroupBy, dims); err != nil {
 			return q, err
 		}
 	}
@@ -137,16 +128,16 @@ func parseQuery(values url.Values, dims []string, now time.Time) (parsedQuery, e
 		if n == 0 {
 			n = -1 // an explicit 0 is out of range, not "the default"
 		}
-		if q.limit, err = limitOf(n); err != nil {
+		if q.Limit, err = limitOf(n); err != nil {
 			return q, fmt.Errorf("%w: limit %s is not within 1..%d", ErrInvalidQuery, clip(v), maxLimit)
 		}
 	}
 	for _, d := range dims {
 		if values.Has(d) {
-			if q.filter == nil {
-				q.filter = make(map[string]string)
+			if q.Filter == nil {
+				q.Filter = make(map[string]string)
 			}
-			q.filter[d] = values.Get(d)
+			q.Filter[d] = values.Get(d)
 		}
 	}
 	return q, nil
@@ -217,27 +208,21 @@ func parseAgo(s string) (time.Duration, error) {
 }
 
 func (h *handler) summary(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.Query(), CallDims, h.rec.now())
-	if err == nil {
-		var s *Summary
-		s, err = h.rec.Summary(SummaryQuery{Since: q.since, Until: q.until, Resolution: q.res,
-			GroupBy: q.groupBy, Filter: q.filter, Limit: q.limit})
-		if err == nil {
-			httpjson.Write(w, http.StatusOK, s)
-			return
-		}
-	}
-	writeQueryError(w, err)
+	h.answer(w, r, CallDims, func(q Query) (any, error) { return h.rec.Summary(q) })
 }
 
 func (h *handler) security(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.Query(), SecurityDims, h.rec.now())
+	h.answer(w, r, SecurityDims, func(q Query) (any, error) { return h.rec.SecurityReport(q) })
+}
+
+// answer parses the request's query for dims, runs it and writes the
+// answer or the error.
+func (h *handler) answer(w http.ResponseWriter, r *http.Request, dims []string, run func(Query) (any, error)) {
+	q, err := parseQuery(r.URL.Query(), dims, h.rec.now())
 	if err == nil {
-		var s *SecurityReport
-		s, err = h.rec.SecurityReport(SecurityQuery{Since: q.since, Until: q.until, Resolution: q.res,
-			GroupBy: q.groupBy, Filter: q.filter, Limit: q.limit})
-		if err == nil {
-			httpjson.Write(w, http.StatusOK, s)
+		var v any
+		if v, err = run(q); err == nil {
+			httpjson.Write(w, http.StatusOK, v)
 			return
 		}
 	}

@@ -116,21 +116,21 @@ func (r *Recorder) recordCall(st *callState, req *http.Request, start time.Time,
 	if !hasCaller && r.identify != nil {
 		caller = r.identify(req)
 	}
-	var in int64
-	if req.ContentLength > 0 {
-		in = req.ContentLength
+	s, pos, ok := r.claim()
+	if !ok {
+		return
 	}
-	it := item{
+	s.it = item{
 		time:     start,
 		caller:   caller,
 		route:    route,
 		method:   normMethod(req.Method),
 		dur:      dur,
-		bytesIn:  in,
+		bytesIn:  max(req.ContentLength, 0),
 		bytesOut: st.w.bytes,
 		status:   int32(status),
 	}
-	r.enqueue(&it)
+	r.publish(s, pos)
 }
 
 // patternOf returns the pattern a ServeMux set on req, if it can be trusted.

@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// Dimensions of the calls table, usable in SummaryQuery.GroupBy and
-// SummaryQuery.Filter. "status" values are status classes: "2xx".."5xx"
+// CallDims are the dimensions of calls, usable in [Query] GroupBy and
+// Filter for a summary. "status" values are status classes: "2xx".."5xx"
 // ("other" for a status outside 100..599).
 var CallDims = []string{"app", "version", "platform", "channel", "route", "method", "status"}
 
-// Dimensions of the security table, usable in SecurityQuery.GroupBy and
-// SecurityQuery.Filter. "kind" values are [Kind] names.
+// SecurityDims are the dimensions of security outcomes, usable in [Query]
+// GroupBy and Filter for a security report. "kind" values are [Kind] names.
 var SecurityDims = []string{"kind", "name", "reason", "app", "version", "platform", "channel"}
 
 const (
@@ -26,8 +26,9 @@ const (
 	autoMinute   = 6 * time.Hour
 )
 
-// SummaryQuery asks for call counts and latencies over a time range.
-type SummaryQuery struct {
+// Query asks for calls ([Recorder.Summary]) or security outcomes
+// ([Recorder.SecurityReport]) over a time range.
+type Query struct {
 	// Since and Until bound the range; it is widened to whole buckets of
 	// the resolution, from the start of the bucket holding Since to the end
 	// of the bucket holding Until. Zero Until: now. Zero Since: 24 hours
@@ -35,20 +36,23 @@ type SummaryQuery struct {
 	Since, Until time.Time
 	// Resolution of the time series. Zero: Auto.
 	Resolution Resolution
-	// GroupBy lists the dimensions (from [CallDims]) the groups are keyed
-	// by. Empty: one group for all calls.
+	// GroupBy lists the dimensions the groups are keyed by: from
+	// [CallDims] for a summary, [SecurityDims] for a security report.
+	// Empty: one group for all calls; for security outcomes, "kind".
 	GroupBy []string
-	// Filter keeps only calls whose dimension (from [CallDims]) has the
-	// given value. Nil: all calls.
+	// Filter keeps only events whose dimension has the given value. Nil:
+	// all events.
 	Filter map[string]string
-	// Limit is how many groups (largest first) and routes are returned;
-	// the rest are counted in OtherGroups. Zero: 20. At most 1000.
+	// Limit is how many groups (largest first), routes, devices and
+	// versions are returned; the other groups are counted in OtherGroups.
+	// Zero: 20. At most 1000.
 	Limit int
 }
 
-// Summary answers a [SummaryQuery]. It is also the JSON body of
-// GET <prefix>/analytics/api/summary.
-type Summary struct {
+// Window describes the range and grouping an answer covers; it heads both
+// [Summary] and [SecurityReport].
+type Window struct {
+	// Since and Until are the query's range widened to whole buckets.
 	Since      time.Time  `json:"since"`
 	Until      time.Time  `json:"until"`
 	Resolution Resolution `json:"resolution"`
@@ -59,18 +63,25 @@ type Summary struct {
 	Filter   map[string]string `json:"filter,omitempty"`
 	// Times are the start times of the series' points.
 	Times []time.Time `json:"times"`
+	// OtherGroups counts the groups beyond the limit (they are in the
+	// totals).
+	OtherGroups int `json:"other_groups"`
+	// Recorder is the recorder's counters when the answer was made.
+	Recorder Stats `json:"recorder"`
+}
+
+// Summary answers [Recorder.Summary]. It is also the JSON body of
+// GET <prefix>/analytics/api/summary.
+type Summary struct {
+	Window
 	// Total covers every call in range that the filter keeps.
 	Total CallTotals `json:"total"`
 	// Series counts those calls per point of Times.
 	Series []int64 `json:"series"`
 	// Groups are the largest groups, by calls, with their series.
 	Groups []CallGroup `json:"groups"`
-	// OtherGroups counts the groups beyond Limit (included in Total).
-	OtherGroups int `json:"other_groups"`
 	// Routes are the busiest routes, with their latencies.
 	Routes []RouteTotals `json:"routes"`
-	// Recorder is the recorder's counters when the summary was made.
-	Recorder Stats `json:"recorder"`
 }
 
 // CallTotals are the counters of a set of calls.
@@ -108,43 +119,21 @@ type RouteTotals struct {
 	CallTotals
 }
 
-// SecurityQuery asks for security outcomes over a time range.
-type SecurityQuery struct {
-	// Since, Until and Resolution work as in [SummaryQuery].
-	Since, Until time.Time
-	Resolution   Resolution
-	// GroupBy lists dimensions from [SecurityDims]. Empty: "kind".
-	GroupBy []string
-	// Filter keeps outcomes whose dimension has the given value.
-	Filter map[string]string
-	// Limit is how many groups, devices and versions are returned. Zero:
-	// 20. At most 1000.
-	Limit int
-}
-
-// SecurityReport answers a [SecurityQuery]. It is also the JSON body of
-// GET <prefix>/analytics/api/security.
+// SecurityReport answers [Recorder.SecurityReport]. It is also the JSON
+// body of GET <prefix>/analytics/api/security.
 type SecurityReport struct {
-	Since      time.Time         `json:"since"`
-	Until      time.Time         `json:"until"`
-	Resolution Resolution        `json:"resolution"`
-	Retained   time.Time         `json:"retained_since"`
-	GroupBy    []string          `json:"group_by"`
-	Filter     map[string]string `json:"filter,omitempty"`
-	Times      []time.Time       `json:"times"`
+	Window
 	// Total counts every outcome in range that the filter keeps.
 	Total int64 `json:"total"`
 	// Kinds counts outcomes by kind; every kind is present.
 	Kinds map[string]int64 `json:"kinds"`
 	// Refusals counts the outcomes that refused a client.
-	Refusals    int64           `json:"refusals"`
-	Groups      []SecurityGroup `json:"groups"`
-	OtherGroups int             `json:"other_groups"`
+	Refusals int64           `json:"refusals"`
+	Groups   []SecurityGroup `json:"groups"`
 	// RefusedDevices are the devices refused most often.
 	RefusedDevices []RefusedDevice `json:"refused_devices"`
 	// RefusedVersions are the app versions refused most often.
 	RefusedVersions []RefusedVersion `json:"refused_versions"`
-	Recorder        Stats            `json:"recorder"`
 }
 
 // SecurityGroup is one group of a [SecurityReport].
@@ -215,6 +204,12 @@ func (r *Recorder) span(since, until time.Time, res Resolution) (span, error) {
 		retained: time.Unix(r.agg.table(res).oldest(now), 0).UTC()}, nil
 }
 
+// window heads an answer to q over s.
+func (r *Recorder) window(s span, q *Query, groupBy []string) Window {
+	return Window{Since: s.since, Until: s.until, Resolution: s.res, Retained: s.retained,
+		GroupBy: nonNil(groupBy), Filter: q.Filter, Times: s.times(), Recorder: r.statsLocked()}
+}
+
 func (s span) times() []time.Time {
 	ts := make([]time.Time, s.points)
 	for i := range ts {
@@ -238,6 +233,32 @@ func dimIndexes(what string, names []string, known []string) ([]int, error) {
 		idx = append(idx, i)
 	}
 	return idx, nil
+}
+
+// plan is a validated query: the positions of its group_by dimensions,
+// its filter by position, its limit and its range.
+type plan struct {
+	group  []int
+	filter []*string
+	limit  int
+	span   span
+}
+
+// compile validates q for dims. The caller holds r.mu.
+func (r *Recorder) compile(groupBy []string, q *Query, dims []string) (plan, error) {
+	var pl plan
+	var err error
+	if pl.group, err = dimIndexes("group_by", groupBy, dims); err != nil {
+		return pl, err
+	}
+	if pl.filter, err = filterOf(q.Filter, dims); err != nil {
+		return pl, err
+	}
+	if pl.limit, err = limitOf(q.Limit); err != nil {
+		return pl, err
+	}
+	pl.span, err = r.span(q.Since, q.Until, q.Resolution)
+	return pl, err
 }
 
 // filterOf validates a filter and returns it as an array indexed like known
@@ -273,11 +294,13 @@ func clip(s string) string {
 	return s
 }
 
+var classLabels = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
 func classLabel(c uint8) string {
-	if c == 0 {
-		return "other"
+	if int(c) >= len(classLabels) {
+		return classLabels[0]
 	}
-	return strconv.Itoa(int(c)) + "xx"
+	return classLabels[c]
 }
 
 func (k *callKey) dims() [7]string {
@@ -323,13 +346,28 @@ type callAcc struct {
 	series                           []int64
 }
 
-func (a *callAcc) add(k *callKey, c *callCell) {
+// addCell adds one cell of series class.
+func (a *callAcc) addCell(class uint8, c *callCell) {
 	a.count += c.count
 	a.durSum += c.durSum
 	a.bytesIn += c.bytesIn
 	a.bytesOut += c.bytesOut
-	a.status[k.class] += c.count
+	a.status[class] += c.count
 	c.hist.addTo(&a.hist)
+}
+
+// merge adds b's counters (not its series) to a.
+func (a *callAcc) merge(b *callAcc) {
+	a.count += b.count
+	a.durSum += b.durSum
+	a.bytesIn += b.bytesIn
+	a.bytesOut += b.bytesOut
+	for i, n := range b.status {
+		a.status[i] += n
+	}
+	for i, n := range b.hist {
+		a.hist[i] += n
+	}
 }
 
 func (a *callAcc) totals() CallTotals {
@@ -356,30 +394,29 @@ func round3(f float64) float64 {
 	return v
 }
 
-// Summary answers a query about calls from the aggregates.
-func (r *Recorder) Summary(q SummaryQuery) (*Summary, error) {
-	group, err := dimIndexes("group_by", q.GroupBy, CallDims)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filterOf(q.Filter, CallDims)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := limitOf(q.Limit)
-	if err != nil {
-		return nil, err
-	}
+// seriesAcc accumulates one call series over the range, with the group it
+// belongs to.
+type seriesAcc struct {
+	callAcc
+	match bool
+	group *callAcc
+}
+
+// Summary answers a query about calls from the aggregates. It first sums
+// each series over the range (indexing by series id, without hashing
+// labels), then groups the series.
+func (r *Recorder) Summary(q Query) (*Summary, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	sp, err := r.span(q.Since, q.Until, q.Resolution)
+	pl, err := r.compile(q.GroupBy, &q, CallDims)
 	if err != nil {
 		return nil, err
 	}
-	t := r.agg.table(sp.res)
-	var total callAcc
+	group, filter, limit, sp := pl.group, pl.filter, pl.limit, pl.span
+	a := r.agg
+	t := a.table(sp.res)
+	perSeries := make([]*seriesAcc, len(a.keys))
 	groups := make(map[[7]string]*callAcc)
-	routes := make(map[string]*callAcc)
 	series := make([]int64, sp.points)
 	step := int64(sp.res.step() / time.Second)
 	for p := range sp.points {
@@ -387,36 +424,62 @@ func (r *Recorder) Summary(q SummaryQuery) (*Summary, error) {
 		if b == nil {
 			continue
 		}
-		for k, c := range b.calls {
-			d := k.dims()
-			if !matches(&d, filter) {
+		for i := range b.calls {
+			c := &b.calls[i]
+			sa := perSeries[c.id]
+			if sa == nil {
+				sa = new(seriesAcc)
+				d := a.keys[c.id].dims()
+				if sa.match = matches(&d, filter); sa.match {
+					gk := groupKey(&d, group)
+					if sa.group = groups[gk]; sa.group == nil {
+						sa.group = new(callAcc)
+						groups[gk] = sa.group
+					}
+				}
+				perSeries[c.id] = sa
+			}
+			if !sa.match {
 				continue
 			}
-			total.add(&k, c)
+			sa.addCell(a.keys[c.id].class, c)
 			series[p] += c.count
-			gk := groupKey(&d, group)
-			g := groups[gk]
-			if g == nil {
-				g = &callAcc{series: make([]int64, sp.points)}
-				groups[gk] = g
-			}
-			g.add(&k, c)
-			g.series[p] += c.count
-			ra := routes[k.route]
-			if ra == nil {
-				ra = new(callAcc)
-				routes[k.route] = ra
-			}
-			ra.add(&k, c)
 		}
 	}
-	s := &Summary{
-		Since: sp.since, Until: sp.until, Resolution: sp.res, Retained: sp.retained,
-		GroupBy: nonNil(q.GroupBy), Filter: q.Filter, Times: sp.times(),
-		Total: total.totals(), Series: series, Groups: []CallGroup{}, Routes: []RouteTotals{},
+	var total callAcc
+	routes := make(map[string]*callAcc)
+	for id, sa := range perSeries {
+		if sa == nil || !sa.match {
+			continue
+		}
+		sa.group.merge(&sa.callAcc)
+		total.merge(&sa.callAcc)
+		route := a.keys[id].route
+		ra := routes[route]
+		if ra == nil {
+			ra = new(callAcc)
+			routes[route] = ra
+		}
+		ra.merge(&sa.callAcc)
 	}
+	s := &Summary{Window: r.window(sp, &q, q.GroupBy),
+		Total: total.totals(), Series: series, Groups: []CallGroup{}, Routes: []RouteTotals{}}
 	keys := topKeys(groups, func(a *callAcc) int64 { return a.count }, limit, compare7)
 	s.OtherGroups = len(groups) - len(keys)
+	// A second, cheap pass draws the series of the groups returned only:
+	// series for every group could take points x groups of memory.
+	for _, gk := range keys {
+		groups[gk].series = make([]int64, sp.points)
+	}
+	for p := range sp.points {
+		if b := t.buckets[sp.since.Unix()+int64(p)*step]; b != nil {
+			for i := range b.calls {
+				if sa := perSeries[b.calls[i].id]; sa.match && sa.group.series != nil {
+					sa.group.series[p] += b.calls[i].count
+				}
+			}
+		}
+	}
 	for _, gk := range keys {
 		g := groups[gk]
 		s.Groups = append(s.Groups, CallGroup{Key: keyMap(&gk, group, CallDims), CallTotals: g.totals(), Series: g.series})
@@ -424,7 +487,6 @@ func (r *Recorder) Summary(q SummaryQuery) (*Summary, error) {
 	for _, rk := range topKeys(routes, func(a *callAcc) int64 { return a.count }, limit, strings.Compare) {
 		s.Routes = append(s.Routes, RouteTotals{Route: rk, CallTotals: routes[rk].totals()})
 	}
-	s.Recorder = r.statsLocked()
 	return s, nil
 }
 
@@ -483,32 +545,20 @@ func (a *refAcc) add(k Kind, n int64) {
 }
 
 // SecurityReport answers a query about security outcomes.
-func (r *Recorder) SecurityReport(q SecurityQuery) (*SecurityReport, error) {
-	if len(q.GroupBy) == 0 {
-		q.GroupBy = []string{"kind"}
-	}
-	group, err := dimIndexes("group_by", q.GroupBy, SecurityDims)
-	if err != nil {
-		return nil, err
-	}
-	filter, err := filterOf(q.Filter, SecurityDims)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := limitOf(q.Limit)
-	if err != nil {
-		return nil, err
+func (r *Recorder) SecurityReport(q Query) (*SecurityReport, error) {
+	groupBy := q.GroupBy
+	if len(groupBy) == 0 {
+		groupBy = []string{"kind"}
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	sp, err := r.span(q.Since, q.Until, q.Resolution)
+	pl, err := r.compile(groupBy, &q, SecurityDims)
 	if err != nil {
 		return nil, err
 	}
+	group, filter, limit, sp := pl.group, pl.filter, pl.limit, pl.span
 	t := r.agg.table(sp.res)
-	rep := &SecurityReport{
-		Since: sp.since, Until: sp.until, Resolution: sp.res, Retained: sp.retained,
-		GroupBy: q.GroupBy, Filter: q.Filter, Times: sp.times(),
+	rep := &SecurityReport{Window: r.window(sp, &q, groupBy),
 		Kinds: make(map[string]int64), Groups: []SecurityGroup{},
 		RefusedDevices: []RefusedDevice{}, RefusedVersions: []RefusedVersion{},
 	}
@@ -577,7 +627,6 @@ func (r *Recorder) SecurityReport(q SecurityQuery) (*SecurityReport, error) {
 	}, func(k verKey, a *refAcc) RefusedVersion {
 		return RefusedVersion{App: k.app, Platform: k.platform, Version: k.version, Count: a.count, Kinds: a.kinds}
 	})
-	rep.Recorder = r.statsLocked()
 	return rep, nil
 }
 

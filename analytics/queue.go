@@ -35,25 +35,37 @@ func newQueue(size int) *queue {
 	return q
 }
 
-// push copies *it into the queue, or reports false when it is full.
-func (q *queue) push(it *item) bool {
+// claim reserves the next slot for the caller to fill with its event and
+// then publish, or reports false at once when the queue is full.
+func (q *queue) claim() (*slot, uint64, bool) {
 	pos := q.tail.Load()
 	for {
 		s := &q.slots[pos&q.mask]
 		switch d := int64(s.seq.Load() - pos); {
 		case d == 0:
 			if q.tail.CompareAndSwap(pos, pos+1) {
-				s.it = *it
-				s.seq.Store(pos + 1)
-				return true
+				return s, pos, true
 			}
 			pos = q.tail.Load()
 		case d < 0:
-			return false // the slot still holds an event a lap behind: full
+			return nil, 0, false // the slot still holds an event a lap behind: full
 		default:
 			pos = q.tail.Load() // another producer took pos
 		}
 	}
+}
+
+// publish hands a claimed and filled slot to the consumer.
+func (q *queue) publish(s *slot, pos uint64) { s.seq.Store(pos + 1) }
+
+// push copies *it into the queue, or reports false when it is full.
+func (q *queue) push(it *item) bool {
+	s, pos, ok := q.claim()
+	if ok {
+		s.it = *it
+		q.publish(s, pos)
+	}
+	return ok
 }
 
 // pop moves the oldest event into *it, or reports false when there is

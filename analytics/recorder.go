@@ -224,33 +224,51 @@ func New(cfg Config) (*Recorder, error) {
 // full the event is dropped and counted. ctx is only read for the caller
 // of the request being recorded, when e.Caller is zero.
 func (r *Recorder) Security(ctx context.Context, e SecurityEvent) {
-	it := item{
-		time:     r.now(),
-		caller:   e.Caller,
-		name:     e.Name,
-		reason:   e.Reason,
-		kind:     e.Kind,
-		security: true,
-	}
+	caller := &e.Caller
 	if e.Caller.IsZero() {
 		if st := stateFrom(ctx); st != nil {
-			it.caller, _ = st.getCaller()
+			c, _ := st.getCaller()
+			caller = &c
 		}
 	}
-	r.enqueue(&it)
-}
-
-// enqueue is the hot path: one slot claimed in the ring, never waiting.
-func (r *Recorder) enqueue(it *item) {
-	if r.closed.Load() || !r.queue.push(it) {
-		r.dropped.Add(1)
+	s, pos, ok := r.claim()
+	if !ok {
 		return
 	}
+	s.it = item{time: r.now(), caller: *caller, name: e.Name, reason: e.Reason, kind: e.Kind, security: true}
+	r.publish(s, pos)
+}
+
+// claim is the hot path: it reserves a queue slot, or counts a drop.
+func (r *Recorder) claim() (*slot, uint64, bool) {
+	if r.closed.Load() {
+		r.dropped.Add(1)
+		return nil, 0, false
+	}
+	s, pos, ok := r.queue.claim()
+	if !ok {
+		r.dropped.Add(1)
+	}
+	return s, pos, ok
+}
+
+// publish releases a filled slot to the aggregator, waking it when the
+// queue fills up.
+func (r *Recorder) publish(s *slot, pos uint64) {
+	r.queue.publish(s, pos)
 	if r.queue.len() >= r.wakeAt {
 		select {
 		case r.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// enqueue queues a copy of *it.
+func (r *Recorder) enqueue(it *item) {
+	if s, pos, ok := r.claim(); ok {
+		s.it = *it
+		r.publish(s, pos)
 	}
 }
 

@@ -140,7 +140,7 @@ func TestFloodedQueueDropsAndNeverBlocks(t *testing.T) {
 	st = rec.Stats()
 	require.EqualValues(t, 64, st.Aggregated)
 	require.Zero(t, st.Queued)
-	s, err := rec.Summary(SummaryQuery{})
+	s, err := rec.Summary(Query{})
 	require.NoError(t, err)
 	require.EqualValues(t, 64, s.Total.Calls)
 	require.EqualValues(t, n-64, s.Recorder.Dropped)
@@ -157,7 +157,7 @@ func TestEventsAfterCloseAreDropped(t *testing.T) {
 	require.EqualValues(t, 1, st.Aggregated)
 	require.EqualValues(t, 1, st.Dropped)
 	// Queries still work.
-	rep, err := rec.SecurityReport(SecurityQuery{})
+	rep, err := rec.SecurityReport(Query{})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, rep.Refusals)
 }

@@ -37,7 +37,8 @@ var authSchemes = []string{"bearer", "dpop", "basic"}
 //
 //   - A JWT-shaped word (dot-separated base64url segments, one of which
 //     decodes to the start of a JSON object, as every JWS and JWE header
-//     does; or a long base64url word starting "eyJ") becomes [RedactedJWT].
+//     does; or a word holding "eyJ" followed by 7 or more base64url
+//     characters) becomes [RedactedJWT].
 //   - The value of a name=value pair whose name contains token, code, pass,
 //     pwd, secret, key, pin, otp, session, auth, assertion, signature, sig,
 //     credential, cookie, dpop, jwt or nonce (in any case) becomes
@@ -82,7 +83,7 @@ func (sc *scrubber) run(s string) string {
 				j++
 			}
 			word := s[i:j]
-			if (dotted || len(word) >= 16) && looksJWT(word) {
+			if (dotted || len(word) >= 10) && looksJWT(word) {
 				sc.replace(i, j, RedactedJWT)
 				i = j
 				continue
@@ -135,18 +136,20 @@ func isWordByte(c byte) bool {
 }
 
 // isValueEnd reports whether c ends a parameter value or credential.
+// Control characters do not: they are redacted with the value, so that a
+// second pass finds nothing left to redact.
 func isValueEnd(c byte) bool {
 	switch c {
 	case '&', ';', ',', ' ', '"', '\'', '#', '<', '>', '\\':
 		return true
 	}
-	return c < 0x20 || c == 0x7f
+	return false
 }
 
 // looksJWT reports whether word is shaped like a JWS or JWE (or a piece of
 // one): a dotted word with a base64url segment that decodes to the start
-// of a JSON object, or any segment of 16 or more characters starting with
-// "eyJ" (the encoding of `{"`).
+// of a JSON object, or a segment holding "eyJ" (the encoding of `{"`)
+// followed by 7 or more base64url characters.
 func looksJWT(word string) bool {
 	dotted := strings.IndexByte(word, '.') >= 0
 	for i := 0; i < len(word); {
@@ -159,7 +162,7 @@ func looksJWT(word string) bool {
 			j++
 		}
 		seg := word[i:j]
-		if len(seg) >= 16 && strings.HasPrefix(seg, "eyJ") || dotted && jsonObjectStart(seg) {
+		if k := strings.Index(seg, "eyJ"); k >= 0 && len(seg)-k >= 10 || dotted && jsonObjectStart(seg) {
 			return true
 		}
 		i = j

@@ -3,6 +3,7 @@ package analytics_test
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,6 +46,16 @@ func TestStoryRecordsNoSecrets(t *testing.T) {
 	for _, c := range calls {
 		require.NotContains(t, c.Route, "/admin/", "a raw path was recorded")
 		require.NotEqual(t, "", c.Route)
+	}
+
+	lines := strings.Split(strings.TrimSpace(string(capture.Bytes())), "\n")
+	require.Len(t, lines, story.Calls+story.SecurityEvents)
+	for _, l := range lines {
+		var ev struct {
+			Type string `json:"type"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(l), &ev))
+		require.Contains(t, []string{"call", "security"}, ev.Type)
 	}
 
 	all, err := analyticstest.Everything(context.Background(), rec, capture)

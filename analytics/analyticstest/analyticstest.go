@@ -130,7 +130,7 @@ func Everything(ctx context.Context, rec *analytics.Recorder, capture *Capture) 
 }
 
 var jwtShapes = []*regexp.Regexp{
-	regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}`),
+	regexp.MustCompile(`eyJ[A-Za-z0-9_-]{7,}`),
 	regexp.MustCompile(`[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`),
 }
 
