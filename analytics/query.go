@@ -130,9 +130,11 @@ type SecurityReport struct {
 	// Refusals counts the outcomes that refused a client.
 	Refusals int64           `json:"refusals"`
 	Groups   []SecurityGroup `json:"groups"`
-	// RefusedDevices are the devices refused most often.
+	// RefusedDevices are the devices refused most often, counting every
+	// kind of refusal ([Kind.Refusal]).
 	RefusedDevices []RefusedDevice `json:"refused_devices"`
-	// RefusedVersions are the app versions refused most often.
+	// RefusedVersions are the app versions most often refused by the
+	// version policy (version_refused).
 	RefusedVersions []RefusedVersion `json:"refused_versions"`
 }
 
@@ -605,6 +607,9 @@ func (r *Recorder) SecurityReport(q Query) (*SecurityReport, error) {
 				devices[dk] = new(refAcc)
 			}
 			devices[dk].add(k.kind, n)
+			if k.kind != VersionRefused {
+				continue
+			}
 			vk := verKey{k.app, k.platform, k.version}
 			if versions[vk] == nil {
 				versions[vk] = new(refAcc)

@@ -225,3 +225,15 @@ func TestCloseWaitsForSinkAndCountsErrors(t *testing.T) {
 	require.EqualValues(t, 1, rec.Stats().SinkErrors)
 	require.Contains(t, logged.String(), "disk full")
 }
+
+func TestMonoClock(t *testing.T) {
+	t.Parallel()
+	c := newMonoClock()
+	a := c.now()
+	wall := time.Now()
+	b := c.now()
+	require.False(t, b.Before(a), "monotonic")
+	require.WithinDuration(t, wall, b, time.Second)
+	c.anchor()
+	require.False(t, c.now().Before(b))
+}
