@@ -236,15 +236,18 @@ func (r *Recorder) Security(ctx context.Context, e SecurityEvent) {
 			caller = &c
 		}
 	}
+	now := r.now() // before claiming: nothing may fail between claim and publish
 	s, pos, ok := r.claim()
 	if !ok {
 		return
 	}
-	s.it = item{time: r.now(), caller: *caller, name: e.Name, reason: e.Reason, kind: e.Kind, security: true}
+	s.it = item{time: now, caller: *caller, name: e.Name, reason: e.Reason, kind: e.Kind, security: true}
 	r.publish(s, pos)
 }
 
-// claim is the hot path: it reserves a queue slot, or counts a drop.
+// claim is the hot path: it reserves a queue slot, or counts a drop. The
+// caller must publish the slot: until then the aggregator cannot read past
+// it, so nothing that can panic or block may run in between.
 func (r *Recorder) claim() (*slot, uint64, bool) {
 	if r.closed.Load() {
 		r.dropped.Add(1)
