@@ -3,7 +3,9 @@ package analytics_test
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -138,4 +140,41 @@ func basicAuth(user, pass string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// recordingTB stands in for a test to check that the helpers fail when
+// they should.
+type recordingTB struct {
+	testing.TB
+	failures []string
+}
+
+func (r *recordingTB) Helper() {}
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+}
+
+func TestRequireNoSecretsCatchesLeaks(t *testing.T) {
+	t.Parallel()
+	secret := "correct horse battery staple"
+	for _, data := range []string{
+		`{"reason":"correct horse battery staple"}`,
+		`{"reason":"correct+horse+battery+staple"}`,
+		`{"x":"` + base64.StdEncoding.EncodeToString([]byte(secret)) + `"}`,
+		`{"t":"eyJhbGciOiJFUzI1NiJ9"}`,
+		`abcdefghijk.lmnopqrstuv.wxyz0123456`,
+	} {
+		tb := &recordingTB{TB: t}
+		analyticstest.RequireNoSecrets(tb, []byte(data), secret)
+		require.NotEmpty(t, tb.failures, data)
+		require.NotContains(t, strings.Join(tb.failures, " "), secret, "the report must not repeat the secret")
+	}
+	tb := &recordingTB{TB: t}
+	analyticstest.RequireNoSecrets(tb, []byte(`{"reason":"wrong_password","device":"d_abc"}`), secret)
+	require.Empty(t, tb.failures)
+
+	dom := `<svg class="chart" data-chart="calls-by-app" data-total="0" data-marks="0"`
+	tb = &recordingTB{TB: t}
+	analyticstest.RequireDashboard(tb, dom)
+	require.Len(t, tb.failures, len(analyticstest.DashboardCharts), "one empty chart, six missing")
 }
