@@ -146,7 +146,7 @@ func (c *Collection) docName(r *ring, id string) (string, error) {
 	if !validKey(id) {
 		return "", fmt.Errorf("%w: document id", ErrInvalidKey)
 	}
-	return c.prefix() + r.names.seal(kindDoc, c.name, id), nil
+	return r.names.seal(c.prefix(), kindDoc, c.name, id), nil
 }
 
 // docMeta is the clear section of a document record: its state and its

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"sync"
 )
 
 // The envelope is the one sealed format of this package: store records,
@@ -58,16 +59,29 @@ func parseEnvelope(b []byte) (envelope, error) {
 	return e, nil
 }
 
-// additionalData returns what the AEAD authenticates besides the
-// ciphertext: the envelope's head followed by the caller's context.
-func additionalData(head, ad []byte) []byte {
-	out := make([]byte, 0, len(head)+len(ad))
-	return append(append(out, head...), ad...)
+// adPool holds scratch buffers for additional data.
+var adPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// withAD calls fn with the additional data the AEAD authenticates besides
+// the ciphertext: the envelope's head followed by the caller's context
+// (the record's name for store records, the caller's bytes for a Sealer).
+func withAD[AD string | []byte](head []byte, ad AD, fn func([]byte) ([]byte, error)) ([]byte, error) {
+	p := adPool.Get().(*[]byte)
+	buf := append(append((*p)[:0], head...), ad...)
+	out, err := fn(buf)
+	if cap(buf) <= 64<<10 {
+		*p = buf[:0]
+		adPool.Put(p)
+	}
+	return out, err
 }
 
-// open authenticates and decrypts e with c, appending the plaintext to dst.
-func (e envelope) open(dst []byte, c cipher.AEAD, ad []byte) ([]byte, error) {
-	out, err := c.Open(dst, e.nonce, e.sealed, additionalData(e.head, ad))
+// openEnvelope authenticates and decrypts e with c, appending the
+// plaintext to dst.
+func openEnvelope[AD string | []byte](e envelope, dst []byte, c cipher.AEAD, ad AD) ([]byte, error) {
+	out, err := withAD(e.head, ad, func(full []byte) ([]byte, error) {
+		return c.Open(dst, e.nonce, e.sealed, full)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: authentication failed", ErrCorruptRecord)
 	}
@@ -77,7 +91,7 @@ func (e envelope) open(dst []byte, c cipher.AEAD, ad []byte) ([]byte, error) {
 // sealEnvelope seals plaintext under c (a cipher of kind a) with a fresh
 // random nonce. clear is authenticated but stored unencrypted; ad is
 // authenticated and not stored.
-func sealEnvelope(a AEAD, c cipher.AEAD, keyID uint32, clear, plaintext, ad []byte) ([]byte, error) {
+func sealEnvelope[AD string | []byte](a AEAD, c cipher.AEAD, keyID uint32, clear, plaintext []byte, ad AD) ([]byte, error) {
 	if len(clear) > maxClear {
 		return nil, fmt.Errorf("%w: clear section of %d bytes", ErrTooLarge, len(clear))
 	}
@@ -93,5 +107,7 @@ func sealEnvelope(a AEAD, c cipher.AEAD, keyID uint32, clear, plaintext, ad []by
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return c.Seal(out, nonce, plaintext, additionalData(out[:headLen], ad)), nil
+	return withAD(out[:headLen], ad, func(full []byte) ([]byte, error) {
+		return c.Seal(out, nonce, plaintext, full), nil
+	})
 }

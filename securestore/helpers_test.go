@@ -12,7 +12,7 @@ import (
 // fastKDF keeps tests quick: the cheapest parameters the bounds allow.
 var fastKDF = securestore.Argon2Params{Time: 1, MemoryKiB: securestore.MinArgon2MemoryKiB, Threads: 1}
 
-func newStore(t *testing.T, b securestore.Backend, cfg securestore.Config) *securestore.Store {
+func newStore(t testing.TB, b securestore.Backend, cfg securestore.Config) *securestore.Store {
 	t.Helper()
 	if cfg.Argon2 == (securestore.Argon2Params{}) {
 		cfg.Argon2 = fastKDF

@@ -43,8 +43,17 @@ var nameEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPa
 // namer encrypts and decrypts names and computes blind-index tokens.
 type namer struct {
 	block cipher.Block
-	macs  sync.Pool // of hash.Hash keyed with the name MAC key
-	index sync.Pool // of hash.Hash keyed with the index key
+	macs  sync.Pool // of *macState keyed with the name MAC key
+	index sync.Pool // of *macState keyed with the index key
+}
+
+// macState is a keyed HMAC with scratch space, pooled so that computing
+// a name allocates only the resulting string.
+type macState struct {
+	h        hash.Hash
+	in, sum  []byte
+	raw, out []byte
+	ctr, ks  [aes.BlockSize]byte
 }
 
 func newNamer(nameKey, indexKey []byte) (*namer, error) {
@@ -62,33 +71,47 @@ func newNamer(nameKey, indexKey []byte) (*namer, error) {
 	}
 	idx := append([]byte(nil), indexKey...)
 	n := &namer{block: block}
-	n.macs.New = func() any { return hmac.New(sha256.New, macKey) }
-	n.index.New = func() any { return hmac.New(sha256.New, idx) }
+	n.macs.New = func() any { return &macState{h: hmac.New(sha256.New, macKey)} }
+	n.index.New = func() any { return &macState{h: hmac.New(sha256.New, idx)} }
 	return n, nil
 }
 
-// mac returns HMAC(key, kind || len(scope) || scope || msg) into out.
-func mac(pool *sync.Pool, out []byte, kind byte, scope, msg string) []byte {
-	h := pool.Get().(hash.Hash)
-	h.Reset()
-	var pre [2]byte
-	pre[0], pre[1] = kind, byte(len(scope))
-	h.Write(pre[:])
-	h.Write([]byte(scope))
-	h.Write([]byte(msg))
-	out = h.Sum(out)
-	pool.Put(h)
-	return out
+// mac sets st.sum to HMAC(key, kind || len(scope) || scope || msg).
+func (st *macState) mac(kind byte, scope, msg string) {
+	st.in = append(st.in[:0], kind, byte(len(scope)))
+	st.in = append(append(st.in, scope...), msg...)
+	st.h.Reset()
+	st.h.Write(st.in)
+	st.sum = st.h.Sum(st.sum[:0])
 }
 
-// seal returns the encrypted name of key under kind and scope (the
-// collection name for documents, empty otherwise).
-func (n *namer) seal(kind byte, scope, key string) string {
-	buf := make([]byte, 0, sha256.Size+len(key))
-	buf = mac(&n.macs, buf, kind, scope, key)[:ivSize]
-	buf = buf[:ivSize+len(key)]
-	cipher.NewCTR(n.block, buf[:ivSize]).XORKeyStream(buf[ivSize:], []byte(key))
-	return nameEncoding.EncodeToString(buf)
+// ctr XORs data in place with the AES-CTR keystream from iv.
+func (st *macState) ctrXOR(block cipher.Block, iv, data []byte) {
+	copy(st.ctr[:], iv)
+	for len(data) > 0 {
+		block.Encrypt(st.ks[:], st.ctr[:])
+		n := subtle.XORBytes(data, data, st.ks[:])
+		data = data[n:]
+		for i := len(st.ctr) - 1; i >= 0; i-- {
+			st.ctr[i]++
+			if st.ctr[i] != 0 {
+				break
+			}
+		}
+	}
+}
+
+// seal returns prefix followed by the encrypted name of key under kind
+// and scope (the collection name for documents, empty otherwise).
+func (n *namer) seal(prefix string, kind byte, scope, key string) string {
+	st := n.macs.Get().(*macState)
+	st.mac(kind, scope, key)
+	st.raw = append(append(st.raw[:0], st.sum[:ivSize]...), key...)
+	st.ctrXOR(n.block, st.raw[:ivSize], st.raw[ivSize:])
+	st.out = nameEncoding.AppendEncode(append(st.out[:0], prefix...), st.raw)
+	name := string(st.out)
+	n.macs.Put(st)
+	return name
 }
 
 // open decrypts an encrypted name and checks its authenticity.
@@ -97,27 +120,33 @@ func (n *namer) open(kind byte, scope, enc string) (string, error) {
 	if err != nil || len(raw) <= ivSize || len(raw) > ivSize+MaxKeyLen {
 		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
 	}
-	key := make([]byte, len(raw)-ivSize)
-	cipher.NewCTR(n.block, raw[:ivSize]).XORKeyStream(key, raw[ivSize:])
-	want := mac(&n.macs, make([]byte, 0, sha256.Size), kind, scope, string(key))
-	if subtle.ConstantTimeCompare(want[:ivSize], raw[:ivSize]) != 1 {
+	st := n.macs.Get().(*macState)
+	defer n.macs.Put(st)
+	st.ctrXOR(n.block, raw[:ivSize], raw[ivSize:])
+	key := string(raw[ivSize:])
+	st.mac(kind, scope, key)
+	if subtle.ConstantTimeCompare(st.sum[:ivSize], raw[:ivSize]) != 1 {
 		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
 	}
-	return string(key), nil
+	return key, nil
 }
 
 // blind returns a short, stable, keyed stand-in for a collection name, so
 // the collection's records share a listable prefix without showing it.
 func (n *namer) blind(collection string) string {
-	sum := mac(&n.macs, make([]byte, 0, sha256.Size), kindCollection, "", collection)
-	return nameEncoding.EncodeToString(sum[:10])
+	st := n.macs.Get().(*macState)
+	defer n.macs.Put(st)
+	st.mac(kindCollection, "", collection)
+	return nameEncoding.EncodeToString(st.sum[:10])
 }
 
 // token returns the blind-index token of a normalized field value.
 func (n *namer) token(collection, field string, value []byte) [tokenSize]byte {
+	st := n.index.Get().(*macState)
+	defer n.index.Put(st)
+	st.mac('i', collection, field+"\x00"+string(value))
 	var t [tokenSize]byte
-	sum := mac(&n.index, make([]byte, 0, sha256.Size), 'i', collection, field+"\x00"+string(value))
-	copy(t[:], sum)
+	copy(t[:], st.sum)
 	return t
 }
 

@@ -140,7 +140,7 @@ func (s *Sealer) Open(ctx context.Context, sealed, associatedData []byte) ([]byt
 	if !ok {
 		return nil, fmt.Errorf("%w: sealed under key %d, which this sealer does not have", ErrCorruptRecord, e.keyID)
 	}
-	return e.open(nil, c, associatedData)
+	return openEnvelope(e, nil, c, associatedData)
 }
 
 // Reseal returns sealed re-sealed under the current key and cipher, and

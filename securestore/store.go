@@ -225,7 +225,7 @@ func openKeyring(hdr *header, kek []byte) (*keyringData, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := e.open(nil, c, hdr.keyringAD)
+	plain, err := openEnvelope(e, nil, c, hdr.keyringAD)
 	if err != nil {
 		return nil, ErrWrongPasscode
 	}
@@ -319,7 +319,7 @@ func (s *Store) stripe(name string) *sync.Mutex {
 }
 
 // kvName is the backend name of a key-value record.
-func kvName(r *ring, key string) string { return "k." + r.names.seal(kindKV, "", key) }
+func kvName(r *ring, key string) string { return r.names.seal("k.", kindKV, "", key) }
 
 // getRecord reads and decrypts the record at name, returning its clear
 // section and plaintext. A record under a key that the keyring it was
@@ -353,7 +353,7 @@ func (s *Store) openRecord(raw []byte, name string) (clear, plain []byte, err er
 	if !ok || e.aead != r.data.aead {
 		return nil, nil, errUnknownDataKey
 	}
-	plain, err = e.open(nil, c, []byte(name))
+	plain, err = openEnvelope(e, nil, c, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -366,7 +366,7 @@ func (s *Store) openRecord(raw []byte, name string) (clear, plain []byte, err er
 // putRecord seals plain (with an authenticated clear section) and writes
 // it at name. Callers hold s.writeMu shared.
 func (s *Store) putRecord(ctx context.Context, r *ring, name string, clear, plain []byte) error {
-	rec, err := sealEnvelope(r.data.aead, r.current, r.data.current, clear, plain, []byte(name))
+	rec, err := sealEnvelope(r.data.aead, r.current, r.data.current, clear, plain, name)
 	if err != nil {
 		return err
 	}
