@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -228,30 +229,14 @@ func normalize(v any) ([]byte, bool) {
 			return nil, false
 		}
 		return normFloat(f), true
-	case float64:
-		return normFloat(x), true
-	case float32:
-		return normFloat(float64(x)), true
-	case int:
-		return normFloat(float64(x)), true
-	case int8:
-		return normFloat(float64(x)), true
-	case int16:
-		return normFloat(float64(x)), true
-	case int32:
-		return normFloat(float64(x)), true
-	case int64:
-		return normFloat(float64(x)), true
-	case uint:
-		return normFloat(float64(x)), true
-	case uint8:
-		return normFloat(float64(x)), true
-	case uint16:
-		return normFloat(float64(x)), true
-	case uint32:
-		return normFloat(float64(x)), true
-	case uint64:
-		return normFloat(float64(x)), true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return normFloat(float64(rv.Int())), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return normFloat(float64(rv.Uint())), true
+	case reflect.Float32, reflect.Float64:
+		return normFloat(rv.Float()), true
 	}
 	return nil, false
 }

@@ -167,84 +167,78 @@ func runStoreInit(ctx context.Context, std stdio, args []string) int {
 	return exitOK
 }
 
-func runStorePut(ctx context.Context, std stdio, args []string) int {
-	fs, f := addStoreFlags(std, "put", "[--in FILE] KEY")
-	in := fs.String("in", "", "read the value from this file instead of stdin")
+// runOnStore parses a subcommand's flags (extra adds its own), checks
+// that it got nargs arguments, opens the store and runs fn on it.
+func runOnStore(ctx context.Context, std stdio, args []string, name, usageLine string, nargs int,
+	extra func(*flag.FlagSet), fn func(s *securestore.Store, args []string) int) int {
+	fs, f := addStoreFlags(std, name, usageLine)
+	extra(fs)
 	if code, ok := parseFlags(std, fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
-		return usageErrorf(std, "store put takes one key")
-	}
-	var r io.Reader = std.in
-	if *in != "" {
-		file, err := os.Open(*in)
-		if err != nil {
-			return usageErrorf(std, "store put: %v", err)
-		}
-		defer file.Close()
-		r = file
-	}
-	value, err := io.ReadAll(io.LimitReader(r, securestore.MaxValueSize+1))
-	if err != nil {
-		return usageErrorf(std, "store put: reading the value: %v", err)
+	if fs.NArg() != nargs {
+		return usageErrorf(std, "store %s: %s", name, map[int]string{0: "takes no arguments", 1: "takes one key"}[nargs])
 	}
 	s, code := openStore(ctx, std, f)
 	if s == nil {
 		return code
 	}
 	defer s.Close()
-	if err := s.Put(ctx, fs.Arg(0), value); err != nil {
-		return storeError(std, err)
-	}
-	return exitOK
+	return fn(s, fs.Args())
+}
+
+func runStorePut(ctx context.Context, std stdio, args []string) int {
+	var in *string
+	return runOnStore(ctx, std, args, "put", "[--in FILE] KEY", 1, func(fs *flag.FlagSet) {
+		in = fs.String("in", "", "read the value from this file instead of stdin")
+	}, func(s *securestore.Store, args []string) int {
+		var r io.Reader = std.in
+		if *in != "" {
+			file, err := os.Open(*in)
+			if err != nil {
+				return usageErrorf(std, "store put: %v", err)
+			}
+			defer file.Close()
+			r = file
+		}
+		value, err := io.ReadAll(io.LimitReader(r, securestore.MaxValueSize+1))
+		if err != nil {
+			return usageErrorf(std, "store put: reading the value: %v", err)
+		}
+		if err := s.Put(ctx, args[0], value); err != nil {
+			return storeError(std, err)
+		}
+		return exitOK
+	})
 }
 
 func runStoreGet(ctx context.Context, std stdio, args []string) int {
-	fs, f := addStoreFlags(std, "get", "KEY")
-	if code, ok := parseFlags(std, fs, args); !ok {
-		return code
-	}
-	if fs.NArg() != 1 {
-		return usageErrorf(std, "store get takes one key")
-	}
-	s, code := openStore(ctx, std, f)
-	if s == nil {
-		return code
-	}
-	defer s.Close()
-	v, err := s.Get(ctx, fs.Arg(0))
-	if err != nil {
-		return storeError(std, err)
-	}
-	if _, err := std.out.Write(v); err != nil {
-		return storeError(std, err)
-	}
-	return exitOK
+	return runOnStore(ctx, std, args, "get", "KEY", 1, func(*flag.FlagSet) {}, func(s *securestore.Store, args []string) int {
+		v, err := s.Get(ctx, args[0])
+		if err == nil {
+			_, err = std.out.Write(v)
+		}
+		if err != nil {
+			return storeError(std, err)
+		}
+		return exitOK
+	})
 }
 
 func runStoreList(ctx context.Context, std stdio, args []string) int {
-	fs, f := addStoreFlags(std, "list", "[--prefix P]")
-	prefix := fs.String("prefix", "", "list only keys that start with this")
-	if code, ok := parseFlags(std, fs, args); !ok {
-		return code
-	}
-	if fs.NArg() != 0 {
-		return usageErrorf(std, "store list takes no arguments")
-	}
-	s, code := openStore(ctx, std, f)
-	if s == nil {
-		return code
-	}
-	defer s.Close()
-	keys, err := s.List(ctx, *prefix)
-	if err != nil {
-		return storeError(std, err)
-	}
-	for _, k := range keys {
-		fmt.Fprintf(std.out, "%q\n", k)
-	}
-	return exitOK
+	var prefix *string
+	return runOnStore(ctx, std, args, "list", "[--prefix P]", 0, func(fs *flag.FlagSet) {
+		prefix = fs.String("prefix", "", "list only keys that start with this")
+	}, func(s *securestore.Store, _ []string) int {
+		keys, err := s.List(ctx, *prefix)
+		if err != nil {
+			return storeError(std, err)
+		}
+		for _, k := range keys {
+			fmt.Fprintf(std.out, "%q\n", k)
+		}
+		return exitOK
+	})
 }
 
 func runStorePasswd(ctx context.Context, std stdio, args []string) int {
