@@ -204,6 +204,9 @@ func unlock(ctx context.Context, hdr *header, ks KeySource) ([]byte, error) {
 		return deriveKEK(ctx, ks.passcode, hdr.salt, hdr.argon2)
 	case hdr.source == sourceProvider && ks.provider != nil:
 		kek, err := ks.provider.Open(ctx, hdr.wrappedKEK, kekAD)
+		if errors.Is(err, ErrCorruptRecord) { // a Sealer with other keys
+			return nil, ErrWrongPasscode
+		}
 		if err != nil {
 			return nil, fmt.Errorf("moat/securestore: key provider: %w", err)
 		}
@@ -232,10 +235,11 @@ func openKeyring(hdr *header, kek []byte) (*keyringData, error) {
 	return parseKeyring(plain)
 }
 
-// Open opens the store in b with ks. A wrong passcode or provider key is
-// [ErrWrongPasscode]; a damaged header is [ErrCorruptHeader]; Argon2id
-// parameters out of bounds are [ErrUnsafeParameters], refused before the
-// derivation.
+// Open opens the store in b with ks. A wrong passcode, or a provider that
+// unwraps to a wrong key, is [ErrWrongPasscode]; a provider that fails
+// (a KMS outage) is reported with its own error; a damaged header is
+// [ErrCorruptHeader]; Argon2id parameters out of bounds are
+// [ErrUnsafeParameters], refused before the derivation.
 func Open(ctx context.Context, b Backend, ks KeySource) (*Store, error) {
 	if err := ks.check(); err != nil {
 		return nil, err
@@ -472,7 +476,9 @@ func (s *Store) ChangePasscode(ctx context.Context, old, new []byte) error {
 
 // ChangeKeySource re-wraps the store's keys under next, after checking
 // that current unlocks the store: a new passcode, a new provider, or a move
-// between the two. Only the header is rewritten.
+// between the two. Only the header is rewritten. A passcode keeps the
+// store's Argon2id parameters; a move from a provider to a passcode takes
+// [DefaultArgon2].
 func (s *Store) ChangeKeySource(ctx context.Context, current, next KeySource) error {
 	if err := next.check(); err != nil {
 		return err

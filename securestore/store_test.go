@@ -192,7 +192,7 @@ func TestKeyProviderStore(t *testing.T) {
 	require.Equal(t, []byte("v"), got)
 
 	_, err = securestore.Open(ctx, b, securestore.FromProvider(mustSealer(t)))
-	require.Error(t, err, "another provider key cannot unwrap the store key")
+	require.ErrorIs(t, err, securestore.ErrWrongPasscode, "another provider key cannot unwrap the store key")
 	_, err = securestore.Open(ctx, b, securestore.Passcode([]byte("x")))
 	require.ErrorIs(t, err, securestore.ErrWrongPasscode)
 
