@@ -47,13 +47,24 @@ func ValidName(name string) bool {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '.' && c != '-' && c != '_' {
+		if !nameChars[name[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// nameChars marks the bytes allowed in a backend name.
+var nameChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['.'], t['-'], t['_'] = true, true, true
+	return t
+}()
 
 func checkName(name string) error {
 	if !ValidName(name) {

@@ -97,12 +97,14 @@
 // # Names
 //
 // Keys and document ids never reach the backend. A record's name is the
-// deterministic authenticated encryption of its key (a SIV construction:
-// the IV is HMAC-SHA256 of the key under a name-MAC key, the key is
-// encrypted with AES-256-CTR under that IV; both keys derived from the name
-// key with HKDF), in lower-case base32: "k." for key-value records,
-// "d.<collection>." for documents, where <collection> is a keyed hash of
-// the collection's name, "c.<collection>" for a collection's settings.
+// AES-SIV encryption of its key (RFC 5297: deterministic authenticated
+// encryption, here with AES-256 and a 512-bit key derived from the name
+// key with HKDF-SHA256; the record kind and the collection are its
+// associated data), in lower-case base32: "k." for key-value records,
+// "d.<collection>." for documents, where <collection> is an HMAC-SHA256 of
+// the collection's name under a key derived from the name key,
+// "c.<collection>" for a collection's settings. Equal keys give equal
+// names and a key's length shows; nothing else does.
 // Keys, ids and collection names are 1 to [MaxKeyLen] (128) bytes.
 //
 // # Blind indexes and what they leak

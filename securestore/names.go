@@ -1,12 +1,9 @@
 package securestore
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base32"
 	"fmt"
 	"hash"
@@ -14,15 +11,13 @@ import (
 )
 
 // Backend names hide the keys and ids they stand for. A name is the
-// deterministic authenticated encryption (SIV construction) of the key:
-//
-//	iv = HMAC-SHA256(macKey, kind || scope || key)[:16]
-//	name = base32(iv || AES-256-CTR(encKey, iv, key))
-//
-// Equal keys give equal names (that is what lets Get find a record), the
-// length of a key shows, and nothing else about it does. The name is also
-// authenticated as additional data of its record, so records cannot be
-// moved between names.
+// AES-SIV encryption (RFC 5297, deterministic authenticated encryption) of
+// the key, with its kind and scope (the collection, for documents) as
+// associated data, in lower-case base32: equal keys give equal names
+// (that is what lets Get find a record), the length of a key shows, and
+// nothing else about it does. The name is also authenticated as
+// additional data of its record, so records cannot be moved between
+// names.
 const (
 	ivSize = 16
 
@@ -40,37 +35,43 @@ const (
 // on case-insensitive file systems.
 var nameEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// namer encrypts and decrypts names and computes blind-index tokens.
+// namer encrypts and decrypts names and computes keyed hashes.
 type namer struct {
-	block cipher.Block
-	macs  sync.Pool // of *macState keyed with the name MAC key
-	index sync.Pool // of *macState keyed with the index key
+	siv    *sivCipher
+	states sync.Pool // of *nameState
+	macs   sync.Pool // of *macState keyed with the name MAC key
+	index  sync.Pool // of *macState keyed with the index key
 }
 
-// macState is a keyed HMAC with scratch space, pooled so that computing
-// a name allocates only the resulting string.
+// nameState is scratch space for one name, pooled so that computing a
+// name allocates only the resulting string.
+type nameState struct {
+	siv              sivState
+	ad, pt, raw, out []byte
+}
+
+// macState is a keyed HMAC with scratch space.
 type macState struct {
-	h        hash.Hash
-	in, sum  []byte
-	raw, out []byte
-	ctr, ks  [aes.BlockSize]byte
+	h       hash.Hash
+	in, sum []byte
 }
 
 func newNamer(nameKey, indexKey []byte) (*namer, error) {
+	sivKey, err := hkdf.Key(sha256.New, nameKey, nil, "moat/securestore name siv", 64)
+	if err != nil {
+		return nil, err
+	}
 	macKey, err := hkdf.Key(sha256.New, nameKey, nil, "moat/securestore name mac", 32)
 	if err != nil {
 		return nil, err
 	}
-	encKey, err := hkdf.Key(sha256.New, nameKey, nil, "moat/securestore name enc", 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(encKey)
+	siv, err := newSIV(sivKey)
 	if err != nil {
 		return nil, err
 	}
 	idx := append([]byte(nil), indexKey...)
-	n := &namer{block: block}
+	n := &namer{siv: siv}
+	n.states.New = func() any { return new(nameState) }
 	n.macs.New = func() any { return &macState{h: hmac.New(sha256.New, macKey)} }
 	n.index.New = func() any { return &macState{h: hmac.New(sha256.New, idx)} }
 	return n, nil
@@ -85,50 +86,35 @@ func (st *macState) mac(kind byte, scope, msg string) {
 	st.sum = st.h.Sum(st.sum[:0])
 }
 
-// ctr XORs data in place with the AES-CTR keystream from iv.
-func (st *macState) ctrXOR(block cipher.Block, iv, data []byte) {
-	copy(st.ctr[:], iv)
-	for len(data) > 0 {
-		block.Encrypt(st.ks[:], st.ctr[:])
-		n := subtle.XORBytes(data, data, st.ks[:])
-		data = data[n:]
-		for i := len(st.ctr) - 1; i >= 0; i-- {
-			st.ctr[i]++
-			if st.ctr[i] != 0 {
-				break
-			}
-		}
-	}
-}
-
 // seal returns prefix followed by the encrypted name of key under kind
 // and scope (the collection name for documents, empty otherwise).
 func (n *namer) seal(prefix string, kind byte, scope, key string) string {
-	st := n.macs.Get().(*macState)
-	st.mac(kind, scope, key)
-	st.raw = append(append(st.raw[:0], st.sum[:ivSize]...), key...)
-	st.ctrXOR(n.block, st.raw[:ivSize], st.raw[ivSize:])
+	st := n.states.Get().(*nameState)
+	st.ad = append(append(st.ad[:0], kind), scope...)
+	st.pt = append(st.pt[:0], key...)
+	st.raw = n.siv.seal(&st.siv, st.raw[:0], st.ad, st.pt)
 	st.out = nameEncoding.AppendEncode(append(st.out[:0], prefix...), st.raw)
 	name := string(st.out)
-	n.macs.Put(st)
+	n.states.Put(st)
 	return name
 }
 
 // open decrypts an encrypted name and checks its authenticity.
 func (n *namer) open(kind byte, scope, enc string) (string, error) {
-	raw, err := nameEncoding.DecodeString(enc)
+	st := n.states.Get().(*nameState)
+	defer n.states.Put(st)
+	raw, err := nameEncoding.AppendDecode(st.raw[:0], []byte(enc))
 	if err != nil || len(raw) <= ivSize || len(raw) > ivSize+MaxKeyLen {
 		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
 	}
-	st := n.macs.Get().(*macState)
-	defer n.macs.Put(st)
-	st.ctrXOR(n.block, raw[:ivSize], raw[ivSize:])
-	key := string(raw[ivSize:])
-	st.mac(kind, scope, key)
-	if subtle.ConstantTimeCompare(st.sum[:ivSize], raw[:ivSize]) != 1 {
+	st.raw = raw
+	st.ad = append(append(st.ad[:0], kind), scope...)
+	key, err := n.siv.open(&st.siv, st.out[:0], st.ad, raw)
+	if err != nil {
 		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
 	}
-	return key, nil
+	st.out = key
+	return string(key), nil
 }
 
 // blind returns a short, stable, keyed stand-in for a collection name, so
