@@ -116,3 +116,32 @@ func fuzzSealer(f *testing.F) *Sealer {
 	}
 	return s
 }
+
+// FuzzOpenName feeds arbitrary backend names (file names in a directory
+// store) to the name decryption that List uses: no panic, and only a name
+// the store wrote decrypts.
+func FuzzOpenName(f *testing.F) {
+	n, err := newNamer(bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := n.seal("", kindKV, "", "a key")
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add(n.seal("", kindKV, "", string(bytes.Repeat([]byte{'x'}, MaxKeyLen))))
+	f.Add("")
+	f.Add("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	f.Add("AAAA====")
+	f.Fuzz(func(t *testing.T, enc string) {
+		key, err := n.open(kindKV, "", enc)
+		if err != nil {
+			if !errors.Is(err, ErrCorruptRecord) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if again := n.seal("", kindKV, "", key); again != enc {
+			t.Fatalf("%q opened to %q, which seals to %q", enc, key, again)
+		}
+	})
+}

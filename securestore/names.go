@@ -108,6 +108,12 @@ func (n *namer) open(kind byte, scope, enc string) (string, error) {
 		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
 	}
 	st.raw = raw
+	// Base32 without padding ignores a final character's unused bits:
+	// only the canonical spelling of a name is the name.
+	st.out = nameEncoding.AppendEncode(st.out[:0], raw)
+	if string(st.out) != enc {
+		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
+	}
 	st.ad = append(append(st.ad[:0], kind), scope...)
 	key, err := n.siv.open(&st.siv, st.out[:0], st.ad, raw)
 	if err != nil {
