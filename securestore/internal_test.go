@@ -139,3 +139,28 @@ func TestWeightedSemaphore(t *testing.T) {
 	require.NoError(t, w.acquire(ctx, 10))
 	w.release(10)
 }
+
+// TestDerivationsWaitForMemory holds the whole Argon2id memory budget and
+// checks that an Open waits for it (and gives up with its context)
+// instead of allocating. Not parallel: it blocks every derivation while
+// it holds the budget.
+func TestDerivationsWaitForMemory(t *testing.T) {
+	ctx := context.Background()
+	b := NewMemoryBackend()
+	_, err := Create(ctx, b, Passcode([]byte("pw")), Config{Argon2: Argon2Params{Time: 1, MemoryKiB: MinArgon2MemoryKiB, Threads: 1}})
+	require.NoError(t, err)
+
+	require.NoError(t, argon2Limiter.acquire(ctx, Argon2MemoryBudgetKiB))
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = Open(tctx, b, Passcode([]byte("pw")))
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the derivation waited for memory")
+
+	opened := make(chan error, 1)
+	go func() {
+		_, err := Open(ctx, b, Passcode([]byte("pw")))
+		opened <- err
+	}()
+	argon2Limiter.release(Argon2MemoryBudgetKiB)
+	require.NoError(t, <-opened, "and runs once memory is free")
+}
