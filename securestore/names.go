@@ -37,7 +37,9 @@ var nameEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPa
 
 // namer encrypts and decrypts names and computes keyed hashes.
 type namer struct {
-	siv    *sivCipher
+	siv *sivCipher
+	// kvAD is the S2V state for key-value names, computed once.
+	kvAD   [16]byte
 	states sync.Pool // of *nameState
 	macs   sync.Pool // of *macState keyed with the name MAC key
 	index  sync.Pool // of *macState keyed with the index key
@@ -71,6 +73,7 @@ func newNamer(nameKey, indexKey []byte) (*namer, error) {
 	}
 	idx := append([]byte(nil), indexKey...)
 	n := &namer{siv: siv}
+	n.kvAD = siv.s2vAD(new(sivState), []byte{kindKV})
 	n.states.New = func() any { return new(nameState) }
 	n.macs.New = func() any { return &macState{h: hmac.New(sha256.New, macKey)} }
 	n.index.New = func() any { return &macState{h: hmac.New(sha256.New, idx)} }
@@ -90,13 +93,21 @@ func (st *macState) mac(kind byte, scope, msg string) {
 // and scope (the collection name for documents, empty otherwise).
 func (n *namer) seal(prefix string, kind byte, scope, key string) string {
 	st := n.states.Get().(*nameState)
-	st.ad = append(append(st.ad[:0], kind), scope...)
 	st.pt = append(st.pt[:0], key...)
-	st.raw = n.siv.seal(&st.siv, st.raw[:0], st.ad, st.pt)
+	st.raw = n.siv.seal(&st.siv, st.raw[:0], n.adState(st, kind, scope), st.pt)
 	st.out = nameEncoding.AppendEncode(append(st.out[:0], prefix...), st.raw)
 	name := string(st.out)
 	n.states.Put(st)
 	return name
+}
+
+// adState returns the S2V state for the associated data kind || scope.
+func (n *namer) adState(st *nameState, kind byte, scope string) [16]byte {
+	if kind == kindKV && scope == "" {
+		return n.kvAD
+	}
+	st.ad = append(append(st.ad[:0], kind), scope...)
+	return n.siv.s2vAD(&st.siv, st.ad)
 }
 
 // open decrypts an encrypted name and checks its authenticity.
@@ -114,8 +125,7 @@ func (n *namer) open(kind byte, scope, enc string) (string, error) {
 	if string(st.out) != enc {
 		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
 	}
-	st.ad = append(append(st.ad[:0], kind), scope...)
-	key, err := n.siv.open(&st.siv, st.out[:0], st.ad, raw)
+	key, err := n.siv.open(&st.siv, st.out[:0], n.adState(st, kind, scope), raw)
 	if err != nil {
 		return "", fmt.Errorf("%w: bad record name", ErrCorruptRecord)
 	}

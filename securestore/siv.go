@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 )
 
@@ -55,6 +56,13 @@ func newSIV(key []byte) (*sivCipher, error) {
 	return s, nil
 }
 
+// xor16 sets dst to a XOR b, for one AES block.
+func xor16(dst, a, b []byte) {
+	_, _, _ = dst[15], a[15], b[15]
+	binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(a)^binary.LittleEndian.Uint64(b))
+	binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(a[8:])^binary.LittleEndian.Uint64(b[8:]))
+}
+
 // dbl is multiplication by x in GF(2^128) (RFC 5297 section 2.3).
 func dbl(b [aes.BlockSize]byte) [aes.BlockSize]byte {
 	var out [aes.BlockSize]byte
@@ -70,32 +78,40 @@ func dbl(b [aes.BlockSize]byte) [aes.BlockSize]byte {
 func (s *sivCipher) cmac(st *sivState, msg []byte) [aes.BlockSize]byte {
 	st.x = [aes.BlockSize]byte{}
 	for len(msg) > aes.BlockSize {
-		subtle.XORBytes(st.x[:], st.x[:], msg[:aes.BlockSize])
+		xor16(st.x[:], st.x[:], msg)
 		s.mac.Encrypt(st.x[:], st.x[:])
 		msg = msg[aes.BlockSize:]
 	}
 	// The last block: complete, xored with K1; or padded, xored with K2.
 	if len(msg) == aes.BlockSize {
-		subtle.XORBytes(st.m[:], msg, s.k1[:])
+		xor16(st.m[:], msg, s.k1[:])
 	} else {
 		st.m = s.k2
 		subtle.XORBytes(st.m[:len(msg)], st.m[:len(msg)], msg)
 		st.m[len(msg)] ^= 0x80
 	}
-	subtle.XORBytes(st.x[:], st.x[:], st.m[:])
+	xor16(st.x[:], st.x[:], st.m[:])
 	s.mac.Encrypt(st.x[:], st.x[:])
 	return st.x
 }
 
-// s2v is RFC 5297's S2V over one associated-data string and plaintext.
-func (s *sivCipher) s2v(st *sivState, ad, plaintext []byte) [aes.BlockSize]byte {
+// s2vAD is the S2V state after one associated-data string:
+// dbl(CMAC(<zero>)) XOR CMAC(ad). It depends on the key and ad alone, so
+// callers that reuse an ad compute it once.
+func (s *sivCipher) s2vAD(st *sivState, ad []byte) [aes.BlockSize]byte {
 	d := dbl(s.d0)
 	c := s.cmac(st, ad)
-	subtle.XORBytes(d[:], d[:], c[:])
+	xor16(d[:], d[:], c[:])
+	return d
+}
+
+// s2v finishes RFC 5297's S2V over the plaintext from the state d that
+// s2vAD returned.
+func (s *sivCipher) s2v(st *sivState, d [aes.BlockSize]byte, plaintext []byte) [aes.BlockSize]byte {
 	if len(plaintext) >= aes.BlockSize {
 		st.t = append(st.t[:0], plaintext...)
 		tail := st.t[len(st.t)-aes.BlockSize:]
-		subtle.XORBytes(tail, tail, d[:])
+		xor16(tail, tail, d[:])
 		return s.cmac(st, st.t)
 	}
 	d = dbl(d)
@@ -104,7 +120,7 @@ func (s *sivCipher) s2v(st *sivState, ad, plaintext []byte) [aes.BlockSize]byte 
 	for len(st.t) < aes.BlockSize {
 		st.t = append(st.t, 0)
 	}
-	subtle.XORBytes(st.t, st.t, d[:])
+	xor16(st.t, st.t, d[:])
 	return s.cmac(st, st.t)
 }
 
@@ -127,9 +143,9 @@ func (s *sivCipher) xorCTR(st *sivState, v [aes.BlockSize]byte, data []byte) {
 	}
 }
 
-// seal appends V || C to dst.
-func (s *sivCipher) seal(st *sivState, dst, ad, plaintext []byte) []byte {
-	v := s.s2v(st, ad, plaintext)
+// seal appends V || C to dst; d is s2vAD of the associated data.
+func (s *sivCipher) seal(st *sivState, dst []byte, d [aes.BlockSize]byte, plaintext []byte) []byte {
+	v := s.s2v(st, d, plaintext)
 	dst = append(dst, v[:]...)
 	start := len(dst)
 	dst = append(dst, plaintext...)
@@ -137,8 +153,9 @@ func (s *sivCipher) seal(st *sivState, dst, ad, plaintext []byte) []byte {
 	return dst
 }
 
-// open authenticates and decrypts V || C, appending the plaintext to dst.
-func (s *sivCipher) open(st *sivState, dst, ad, sealed []byte) ([]byte, error) {
+// open authenticates and decrypts V || C, appending the plaintext to dst;
+// d is s2vAD of the associated data.
+func (s *sivCipher) open(st *sivState, dst []byte, d [aes.BlockSize]byte, sealed []byte) ([]byte, error) {
 	if len(sealed) < aes.BlockSize {
 		return nil, errSIV
 	}
@@ -147,7 +164,7 @@ func (s *sivCipher) open(st *sivState, dst, ad, sealed []byte) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, sealed[aes.BlockSize:]...)
 	s.xorCTR(st, v, dst[start:])
-	want := s.s2v(st, ad, dst[start:])
+	want := s.s2v(st, d, dst[start:])
 	if subtle.ConstantTimeCompare(want[:], v[:]) != 1 {
 		clear(dst[start:])
 		return nil, errSIV

@@ -23,18 +23,19 @@ func TestSIVVectorA1(t *testing.T) {
 	ad := unhex(t, "101112131415161718191a1b1c1d1e1f2021222324252627")
 	pt := unhex(t, "112233445566778899aabbccddee")
 	var st sivState
-	out := s.seal(&st, nil, ad, pt)
+	d := s.s2vAD(&st, ad)
+	out := s.seal(&st, nil, d, pt)
 	require.Equal(t, "85632d07c6e8f37f950acd320a2ecc93"+"40c02b9690c4dc04daef7f6afe5c", hex.EncodeToString(out))
-	got, err := s.open(&st, nil, ad, out)
+	got, err := s.open(&st, nil, d, out)
 	require.NoError(t, err)
 	require.Equal(t, pt, got)
 	for i := range out {
 		bad := append([]byte(nil), out...)
 		bad[i] ^= 1
-		_, err := s.open(&st, nil, ad, bad)
+		_, err := s.open(&st, nil, d, bad)
 		require.Error(t, err)
 	}
-	_, err = s.open(&st, nil, pt, out)
+	_, err = s.open(&st, nil, s.s2vAD(&st, pt), out)
 	require.Error(t, err, "bound to its associated data")
 }
 
