@@ -38,19 +38,24 @@ const (
 	MaxArgon2Threads   = 16
 )
 
-// DefaultArgon2 is what zero fields of [Argon2Params] become.
-var DefaultArgon2 = Argon2Params{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
+// Defaults for zero fields of [Argon2Params]: RFC 9106's second
+// recommended option.
+const (
+	DefaultArgon2Time      = 3
+	DefaultArgon2MemoryKiB = 64 << 10
+	DefaultArgon2Threads   = 4
+)
 
 // withDefaults fills zero fields.
 func (p Argon2Params) withDefaults() Argon2Params {
 	if p.Time == 0 {
-		p.Time = DefaultArgon2.Time
+		p.Time = DefaultArgon2Time
 	}
 	if p.MemoryKiB == 0 {
-		p.MemoryKiB = DefaultArgon2.MemoryKiB
+		p.MemoryKiB = DefaultArgon2MemoryKiB
 	}
 	if p.Threads == 0 {
-		p.Threads = DefaultArgon2.Threads
+		p.Threads = DefaultArgon2Threads
 	}
 	return p
 }

@@ -61,7 +61,8 @@ type Config struct {
 	// AEAD seals records. Zero means AES256GCM.
 	AEAD AEAD
 	// Argon2 is the passcode's key-derivation cost; zero fields take
-	// DefaultArgon2's. Stores unlocked by a KeyProvider ignore it.
+	// the defaults (DefaultArgon2Time and so on). Stores unlocked by a
+	// KeyProvider ignore it.
 	Argon2 Argon2Params
 }
 
@@ -467,18 +468,18 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 // store's Argon2id parameters and a fresh salt. Only the header is
 // rewritten: the cost does not depend on how many records the store
 // holds. The old passcode must be given again.
-func (s *Store) ChangePasscode(ctx context.Context, old, new []byte) error {
-	if len(new) == 0 {
+func (s *Store) ChangePasscode(ctx context.Context, old, next []byte) error {
+	if len(next) == 0 {
 		return ErrEmptyPasscode
 	}
-	return s.ChangeKeySource(ctx, Passcode(old), Passcode(new))
+	return s.ChangeKeySource(ctx, Passcode(old), Passcode(next))
 }
 
 // ChangeKeySource re-wraps the store's keys under next, after checking
 // that current unlocks the store: a new passcode, a new provider, or a move
 // between the two. Only the header is rewritten. A passcode keeps the
 // store's Argon2id parameters; a move from a provider to a passcode takes
-// [DefaultArgon2].
+// the default Argon2id parameters.
 func (s *Store) ChangeKeySource(ctx context.Context, current, next KeySource) error {
 	if err := next.check(); err != nil {
 		return err
@@ -497,7 +498,7 @@ func (s *Store) ChangeKeySource(ctx context.Context, current, next KeySource) er
 	}
 	params := s.hdr.argon2
 	if s.hdr.source != sourcePasscode {
-		params = DefaultArgon2
+		params = Argon2Params{}.withDefaults()
 	}
 	hdr, newKEK, err := newHeader(ctx, next, params)
 	if err != nil {

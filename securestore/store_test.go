@@ -206,7 +206,7 @@ func TestKeyProviderStore(t *testing.T) {
 	s3, err := securestore.Open(ctx, b, securestore.Passcode([]byte("pin 1234")))
 	require.NoError(t, err)
 	require.True(t, s3.KeyInfo().Passcode)
-	require.Equal(t, securestore.DefaultArgon2, s3.KeyInfo().Argon2)
+	require.Equal(t, securestore.Argon2Params{Time: securestore.DefaultArgon2Time, MemoryKiB: securestore.DefaultArgon2MemoryKiB, Threads: securestore.DefaultArgon2Threads}, s3.KeyInfo().Argon2)
 	got, err = s3.Get(ctx, "k")
 	require.NoError(t, err)
 	require.Equal(t, []byte("v"), got)
