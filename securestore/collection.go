@@ -168,6 +168,36 @@ func parseDocMeta(clear []byte) (State, []byte, error) {
 	return State(clear[0]), clear[1:], nil
 }
 
+// docRecord is a decrypted document record.
+type docRecord struct {
+	state State
+	toks  []byte
+	plain []byte
+}
+
+// readDoc reads and decrypts the document record at name (ErrNotFound if
+// there is none); decodeDoc does the same for a record already read.
+func (c *Collection) readDoc(ctx context.Context, name string) (docRecord, error) {
+	clear, plain, err := c.s.getRecord(ctx, name)
+	if err != nil {
+		return docRecord{}, err
+	}
+	return newDocRecord(clear, plain)
+}
+
+func (c *Collection) decodeDoc(raw []byte, name string) (docRecord, error) {
+	clear, plain, err := c.s.openRecord(raw, name)
+	if err != nil {
+		return docRecord{}, err
+	}
+	return newDocRecord(clear, plain)
+}
+
+func newDocRecord(clear, plain []byte) (docRecord, error) {
+	state, toks, err := parseDocMeta(clear)
+	return docRecord{state: state, toks: toks, plain: plain}, err
+}
+
 // tokens computes the blind-index tokens of doc.
 func (c *Collection) tokens(r *ring, doc json.RawMessage) ([][tokenSize]byte, error) {
 	var root any
@@ -275,17 +305,11 @@ func (c *Collection) Put(ctx context.Context, id string, doc json.RawMessage) er
 			return err
 		}
 		state := Added
-		clear, _, err := c.s.getRecord(ctx, name)
+		old, err := c.readDoc(ctx, name)
 		switch {
-		case err == nil:
-			old, _, err := parseDocMeta(clear)
-			if err != nil {
-				return err
-			}
-			if old != Added {
-				state = Replaced
-			}
-		case !errors.Is(err, ErrNotFound):
+		case err == nil && old.state != Added:
+			state = Replaced
+		case err != nil && !errors.Is(err, ErrNotFound):
 			return err
 		}
 		return c.s.putRecord(ctx, r, name, docMeta(state, tokens), doc)
@@ -303,18 +327,14 @@ func (c *Collection) Get(ctx context.Context, id string) (json.RawMessage, error
 	if err != nil {
 		return nil, err
 	}
-	clear, plain, err := c.s.getRecord(ctx, name)
+	d, err := c.readDoc(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	state, _, err := parseDocMeta(clear)
-	if err != nil {
-		return nil, err
-	}
-	if state == Removed {
+	if d.state == Removed {
 		return nil, ErrNotFound
 	}
-	return plain, nil
+	return d.plain, nil
 }
 
 // Remove removes the document under id. A document never synced (Added)
@@ -322,24 +342,20 @@ func (c *Collection) Get(ctx context.Context, id string) (json.RawMessage, error
 // Removing a missing document is not an error.
 func (c *Collection) Remove(ctx context.Context, id string) error {
 	return c.s.write(ctx, func(r *ring) (string, error) { return c.docName(r, id) }, func(r *ring, name string) error {
-		clear, plain, err := c.s.getRecord(ctx, name)
+		d, err := c.readDoc(ctx, name)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		state, _, err := parseDocMeta(clear)
-		if err != nil {
-			return err
-		}
-		switch state {
+		switch d.state {
 		case Removed:
 			return nil
 		case Added:
 			return c.s.b.Delete(ctx, name)
 		}
-		return c.s.putRecord(ctx, r, name, docMeta(Removed, nil), plain)
+		return c.s.putRecord(ctx, r, name, docMeta(Removed, nil), d.plain)
 	})
 }
 
@@ -508,22 +524,18 @@ func (c *Collection) MarkClean(ctx context.Context, changes ...Change) error {
 			if sha256.Sum256(raw) != ch.rev {
 				return nil // changed since Dirty: still dirty
 			}
-			clear, plain, err := c.s.openRecord(raw, name)
+			d, err := c.decodeDoc(raw, name)
 			if err != nil {
 				return err
 			}
-			state, toks, err := parseDocMeta(clear)
-			if err != nil {
-				return err
-			}
-			switch state {
+			switch d.state {
 			case Clean:
 				return nil
 			case Removed:
 				return c.s.b.Delete(ctx, name)
 			}
-			meta := append([]byte{byte(Clean)}, toks...)
-			return c.s.putRecord(ctx, r, name, meta, plain)
+			meta := append([]byte{byte(Clean)}, d.toks...)
+			return c.s.putRecord(ctx, r, name, meta, d.plain)
 		})
 		if err != nil {
 			return err
@@ -540,24 +552,20 @@ func (c *Collection) reindex(ctx context.Context) error {
 	}
 	for _, n := range names {
 		err := c.s.write(ctx, func(*ring) (string, error) { return n, nil }, func(r *ring, name string) error {
-			clear, plain, err := c.s.getRecord(ctx, name)
+			d, err := c.readDoc(ctx, name)
 			if errors.Is(err, ErrNotFound) {
 				return nil
 			}
 			if err != nil {
 				return err
 			}
-			state, _, err := parseDocMeta(clear)
-			if err != nil {
-				return err
-			}
 			var tokens [][tokenSize]byte
-			if state != Removed {
-				if tokens, err = c.tokens(r, plain); err != nil {
+			if d.state != Removed {
+				if tokens, err = c.tokens(r, d.plain); err != nil {
 					return err
 				}
 			}
-			return c.s.putRecord(ctx, r, name, docMeta(state, tokens), plain)
+			return c.s.putRecord(ctx, r, name, docMeta(d.state, tokens), d.plain)
 		})
 		if err != nil {
 			return err
