@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/term"
 
@@ -97,7 +98,11 @@ func passcode(std stdio, envName, prompt string, confirm bool) ([]byte, error) {
 // storeError reports a store error: refused for what the input caused
 // (wrong passcode, missing key, damaged data), and also for I/O.
 func storeError(std stdio, err error) int {
-	fmt.Fprintf(std.err, "moat store: %v\n", err)
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "moat/") { // the library's errors name their package
+		msg = "moat store: " + msg
+	}
+	fmt.Fprintln(std.err, msg)
 	return exitRefused
 }
 
