@@ -24,7 +24,7 @@ type Client struct {
 	DeviceID string `json:"device_id"`
 	// Key is the client's public key (P-256). Every request it makes is
 	// signed with the private half through a DPoP proof.
-	Key jose.JSONWebKey `json:"key"`
+	Key *jose.JSONWebKey `json:"key,omitempty"`
 	// KeyThumbprint is the RFC 7638 SHA-256 thumbprint of Key, base64url:
 	// the cnf.jkt of every token, code and session issued to the client.
 	KeyThumbprint string `json:"jkt"`

@@ -23,6 +23,9 @@ type Registration struct {
 	Nonce string
 	// Attestation is the client's attestation object as sent (JSON), or nil.
 	Attestation json.RawMessage
+	// AcceptLanguage is the request's Accept-Language header, for the
+	// language of a refusal's message.
+	AcceptLanguage string
 }
 
 // RegistrationPolicy decides whether a client may register. It runs at

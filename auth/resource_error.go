@@ -33,7 +33,9 @@ type ResourceError struct {
 	// Scope is the scope the resource needs (insufficient_scope).
 	Scope []string
 	// ACRValues and MaxAge ask for a step-up (insufficient_user_authentication).
-	// MaxAge is sent in whole seconds when positive.
+	// MaxAge is sent in whole seconds when positive (quoted, as in RFC 9470's
+	// example); zero sends none, so "authenticate again now" is asked for
+	// with a max age of one second.
 	ACRValues []string
 	MaxAge    int
 	// DPoPNonce, when set, is sent in the DPoP-Nonce header.
@@ -72,7 +74,7 @@ func WriteResourceError(w http.ResponseWriter, r *http.Request, e *ResourceError
 		add("acr_values", strings.Join(e.ACRValues, " "))
 	}
 	if e.MaxAge > 0 {
-		params = append(params, "max_age="+strconv.Itoa(e.MaxAge))
+		add("max_age", strconv.Itoa(e.MaxAge))
 	}
 	scheme, _ := authScheme(r)
 	h := w.Header()

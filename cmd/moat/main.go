@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -172,15 +171,19 @@ func newFlags(std stdio, name, usageLine string) *flag.FlagSet {
 // to use when parsing ended the command (help requested or bad flags).
 // Positional arguments are left in fs.Args(); flags may follow them.
 func parseFlags(std stdio, fs *flag.FlagSet, args []string) (int, bool) {
-	var positional []string
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
 			fs.SetOutput(std.out)
 			fs.Usage()
 			return exitOK, false
 		}
-		if err != nil {
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
 			return exitUsage, false
 		}
 		rest := fs.Args()

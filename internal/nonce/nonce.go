@@ -77,6 +77,23 @@ func (i *Issuer) Consume(ctx context.Context, nonce string) ([]byte, error) {
 	return it.Value, nil
 }
 
+// Check reports whether nonce was issued and has not expired, without using
+// it up: for nonces that may be presented many times within their life
+// (DPoP server nonces). It returns ErrInvalid or a store error.
+func (i *Issuer) Check(ctx context.Context, nonce string) error {
+	if nonce == "" || len(nonce) > 2*base64.RawURLEncoding.EncodedLen(Size) {
+		return ErrInvalid
+	}
+	_, err := i.store.Get(ctx, i.key(nonce))
+	if errors.Is(err, kv.ErrNotFound) {
+		return ErrInvalid
+	}
+	if err != nil {
+		return fmt.Errorf("moat: checking nonce: %w", err)
+	}
+	return nil
+}
+
 func (i *Issuer) key(nonce string) string {
 	sum := sha256.Sum256([]byte(nonce))
 	return i.prefix + base64.RawURLEncoding.EncodeToString(sum[:])

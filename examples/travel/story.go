@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/moatsec/moat/attest"
+	"github.com/moatsec/moat/client"
+	"github.com/moatsec/moat/pinning"
+	"github.com/moatsec/moat/stepup"
+	"github.com/moatsec/moat/update"
+)
+
+// story is the scripted app side: several app installations and the
+// support desk, talking to the server over pinned HTTPS.
+type story struct {
+	dir   string // the apps' installation directories
+	srv   *travelServer
+	certs *certs
+	t     *transcript
+	http  *http.Client // pinned, with the transcript
+	pins  *pinning.Set
+}
+
+func newStory(srv *travelServer, c *certs, out io.Writer, dir string) (*story, error) {
+	// Pin the server's key, with a backup key kept offline for the day the
+	// server's key must change.
+	_, backup, err := pinning.GenerateBackup()
+	if err != nil {
+		return nil, err
+	}
+	set, err := pinning.NewSet(pinning.SetConfig{Rules: []pinning.Rule{
+		{Pattern: "127.0.0.1", Pins: []pinning.Pin{pinning.PinOf(c.leaf), backup}},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	pinned, err := pinning.NewClient(set, c.pool)
+	if err != nil {
+		return nil, err
+	}
+	t := &transcript{w: out}
+	return &story{dir: dir, srv: srv, certs: c, t: t, pins: set,
+		http: &http.Client{Transport: &transport{base: pinned.Transport, t: t}, Timeout: 10 * time.Second}}, nil
+}
+
+// app is one installation of the travel app.
+type app struct {
+	*client.Client
+	name    string
+	updates *update.Client // nil on the watch, whose app has no web resources
+}
+
+type appSpec struct {
+	name, username, deviceID, platform, channel, version string
+	// wrongSMS makes the user type wrong SMS codes.
+	wrongSMS bool
+}
+
+func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
+	var password, phone string
+	for _, u := range users {
+		if u.username == spec.username {
+			password, phone = u.password, u.phone
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	var updates *update.Client
+	if spec.platform == "ios" {
+		updates, err = update.NewClient(update.ClientConfig{
+			BaseURL: s.srv.issuer + "/update", App: appID, Platform: spec.platform, AppVersion: spec.version,
+			Root: s.srv.updateRoot, Dir: filepath.Join(s.dir, spec.deviceID), HTTPClient: s.http,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	c, err := client.New(ctx, client.Config{
+		Issuer: s.srv.issuer, HTTPClient: s.http, Key: key, Updates: updates,
+		AppID: appID, AppVersion: spec.version, Platform: spec.platform, Channel: spec.channel, DeviceID: spec.deviceID,
+		Header: http.Header{"Accept-Language": {"en"}},
+		Attest: func(_ context.Context, nonce, _ string) (json.RawMessage, error) {
+			return attest.InsecureDevelopmentEvidence(key, nonce)
+		},
+		Handlers: map[string]client.ChallengeHandler{
+			checkLogin: func(context.Context, json.RawMessage) (any, error) {
+				return stepup.PasswordAnswer{Username: spec.username, Password: password}, nil
+			},
+			checkSMS: func(context.Context, json.RawMessage) (any, error) {
+				if spec.wrongSMS {
+					return stepup.CodeAnswer{Code: "000000"}, nil
+				}
+				return stepup.CodeAnswer{Code: s.srv.outbox.LastCode(phone)}, nil
+			},
+			checkPIN: func(context.Context, json.RawMessage) (any, error) {
+				return stepup.PINAnswer{PIN: watchPIN}, nil
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &app{Client: c, name: spec.name, updates: updates}, nil
+}
+
+func (s *story) call(a *app, method, path string) (*http.Response, error) {
+	req, err := http.NewRequest(method, s.srv.issuer+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
+
+// expectStatus calls path and wants status.
+func (s *story) expectStatus(a *app, method, path string, status int) (*http.Response, error) {
+	resp, err := s.call(a, method, path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != status {
+		return nil, fmt.Errorf("%s %s: got %d, want %d", method, path, resp.StatusCode, status)
+	}
+	return resp, nil
+}
+
+// expectError wants err to match target.
+func expectError(what string, err, target error) error {
+	if err == nil {
+		return fmt.Errorf("%s: succeeded, want %v", what, target)
+	}
+	if !errors.Is(err, target) {
+		return fmt.Errorf("%s: got %v, want %v", what, err, target)
+	}
+	return nil
+}
+
+// operator sends one request to the device operator API.
+func (s *story) operator(ctx context.Context, method, path string, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.srv.issuer+operatorPath+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.srv.operatorToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("operator %s %s: %d %s", method, path, resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// run plays the whole story. It returns an error at the first step whose
+// outcome is not the expected one.
+func (s *story) run(ctx context.Context) error {
+	t := s.t
+	fmt.Fprintf(t.w, "moat travel example: server at %s, pinned HTTPS (sha256 pin of its key plus a backup pin)\n", s.srv.issuer)
+
+	t.step("1. alice installs the app on her phone and registers it")
+	alice, err := s.newApp(ctx, appSpec{name: "alice's phone", username: "alice", deviceID: "phone-alice", platform: "ios", channel: "phone", version: "1.10.0"})
+	if err != nil {
+		return err
+	}
+	if err := alice.Register(ctx); err != nil {
+		return fmt.Errorf("registering alice's phone: %w", err)
+	}
+	cl, err := s.srv.clients.Client(ctx, alice.ClientID())
+	if err != nil {
+		return err
+	}
+	if cl.Attestation["verdict"] != string(attest.VerdictInsecure) {
+		return fmt.Errorf("attestation verdict %q, want the development verifier's", cl.Attestation["verdict"])
+	}
+	t.note("registered with the INSECURE development verifier (verdict %q): no proof the app is genuine; production uses App Attest or Android Key Attestation", cl.Attestation["verdict"])
+
+	t.step("2. alice signs in: the password only")
+	if err := alice.Authorize(ctx, scopeRead, scopePay); err != nil {
+		return fmt.Errorf("alice signing in: %w", err)
+	}
+
+	t.step("3. alice reads her reservation")
+	if _, err := s.expectStatus(alice, "GET", "/reservations/42", http.StatusOK); err != nil {
+		return err
+	}
+
+	t.step("4. alice pays: the API asks for an SMS code (step-up), read from the example's outbox")
+	mark := t.mark()
+	if _, err := s.expectStatus(alice, "POST", "/reservations/42/pay", http.StatusOK); err != nil {
+		return err
+	}
+	if !t.sawCode(mark, "insufficient_user_authentication") {
+		return errors.New("paying did not ask for a step-up")
+	}
+	t.note("SMS sent to %s; the password was not asked again", users[0].phone)
+
+	t.step("5. bob signs in on his phone and, at payment, types wrong SMS codes until the check blocks")
+	bob, err := s.newApp(ctx, appSpec{name: "bob's phone", username: "bob", deviceID: "phone-bob", platform: "ios", channel: "phone", version: "1.10.0", wrongSMS: true})
+	if err != nil {
+		return err
+	}
+	if err := bob.Register(ctx); err != nil {
+		return fmt.Errorf("registering bob's phone: %w", err)
+	}
+	if err := bob.Authorize(ctx, scopeRead, scopePay); err != nil {
+		return fmt.Errorf("bob signing in: %w", err)
+	}
+	_, err = s.call(bob, "POST", "/reservations/7/pay")
+	if err := expectError("bob paying with wrong codes", err, client.ErrCheckBlocked); err != nil {
+		return err
+	}
+	t.step("6. bob types the right code while the check is blocked: refused")
+	right := s.srv.outbox.LastCode(users[1].phone)
+	err = bob.Answer(ctx, map[string]any{checkSMS: stepup.CodeAnswer{Code: right}})
+	if err := expectError("the right code while blocked", err, client.ErrCheckBlocked); err != nil {
+		return err
+	}
+	var oe *client.OAuthError
+	if errors.As(err, &oe) {
+		t.note("%s is blocked until %s", oe.Check(), oe.BlockedUntil().Format(time.RFC3339))
+	}
+
+	t.step("7. alice's watch signs in with a PIN (no keyboard for a password)")
+	if err := s.srv.setWatchPIN(ctx, "watch-alice", "user-alice"); err != nil {
+		return err
+	}
+	watch, err := s.newApp(ctx, appSpec{name: "alice's watch", username: "alice", deviceID: "watch-alice", platform: "watchos", channel: "watch", version: "1.10.0"})
+	if err != nil {
+		return err
+	}
+	if err := watch.Register(ctx); err != nil {
+		return fmt.Errorf("registering the watch: %w", err)
+	}
+	if err := watch.Authorize(ctx, scopeRead); err != nil {
+		return fmt.Errorf("the watch signing in: %w", err)
+	}
+	if _, err := s.expectStatus(watch, "GET", "/reservations/42", http.StatusOK); err != nil {
+		return err
+	}
+
+	t.step("8. alice reports her phone stolen; the support desk marks it so")
+	if err := s.operator(ctx, "PUT", "/devices/phone-alice/status", map[string]string{"status": "stolen", "reason": "reported stolen by alice"}); err != nil {
+		return err
+	}
+	t.step("9. the stolen phone is refused on its very next call")
+	_, err = s.call(alice, "GET", "/reservations/42")
+	if err := expectError("the stolen phone", err, client.ErrDeviceBlocked); err != nil {
+		return err
+	}
+	if _, err := s.expectStatus(watch, "GET", "/reservations/42", http.StatusOK); err != nil {
+		return fmt.Errorf("the watch after the phone was blocked: %w", err)
+	}
+
+	t.step("10. a security fix ships in 2.0.0: the operator first notifies older versions")
+	policy := map[string]any{
+		"min_version": "2.0.0", "action": "notify", "reason": "CVE in the booking view",
+		"message":      "Version 2.0 fixes a security issue. Please update.",
+		"download_url": "https://apps.example.com/travel",
+	}
+	if err := s.operator(ctx, "PUT", "/policies/"+appID+"/ios", policy); err != nil {
+		return err
+	}
+	resp, err := s.expectStatus(bob, "GET", "/reservations/42", http.StatusOK)
+	if err != nil {
+		return err
+	}
+	if resp.Header.Get("Moat-App-Version-Notice") == "" {
+		return errors.New("no version notice on the first call after notify")
+	}
+	resp, err = s.expectStatus(bob, "GET", "/reservations/42", http.StatusOK)
+	if err != nil {
+		return err
+	}
+	if resp.Header.Get("Moat-App-Version-Notice") != "" {
+		return errors.New("the notice was shown twice to one client")
+	}
+	t.note("the notice is shown once per client")
+
+	t.step("11. then blocks them: a fresh install of the old version is refused")
+	policy["action"] = "block"
+	if err := s.operator(ctx, "PUT", "/policies/"+appID+"/ios", policy); err != nil {
+		return err
+	}
+	fresh, err := s.newApp(ctx, appSpec{name: "carol's tablet", username: "alice", deviceID: "tablet-carol", platform: "ios", channel: "tablet", version: "1.10.0"})
+	if err != nil {
+		return err
+	}
+	err = fresh.Register(ctx)
+	if err := expectError("registering version 1.10.0", err, client.ErrAppVersionBlocked); err != nil {
+		return err
+	}
+	if errors.As(err, &oe) {
+		t.note("message: %q, download: %s", oe.Message(), oe.DownloadURL())
+	}
+	_, err = s.call(bob, "GET", "/reservations/42")
+	if err := expectError("bob's phone on 1.10.0", err, client.ErrAppVersionBlocked); err != nil {
+		return err
+	}
+
+	t.step("12. alice's new phone runs app 2.0.0: it registers, signs in and installs the current web resources")
+	phone2, err := s.newApp(ctx, appSpec{name: "alice's new phone", username: "alice", deviceID: "phone2-alice", platform: "ios", channel: "phone", version: "2.0.0"})
+	if err != nil {
+		return err
+	}
+	if err := phone2.Register(ctx); err != nil {
+		return fmt.Errorf("registering alice's new phone: %w", err)
+	}
+	if err := phone2.Authorize(ctx, scopeRead, scopePay); err != nil {
+		return fmt.Errorf("alice signing in on her new phone: %w", err)
+	}
+	m, err := phone2.updates.Update(ctx)
+	if err != nil {
+		return fmt.Errorf("installing the web resources: %w", err)
+	}
+	if m == nil || m.BundleVersion != 1 {
+		return errors.New("bundle 1 was not installed")
+	}
+	t.note("installed web bundle %d (%d files, signatures and every file's SHA-256 verified)", m.BundleVersion, len(m.Files))
+
+	t.step("13. a security fix to the booking view ships as mandatory bundle 2: calls are refused until the app installs it")
+	if err := s.srv.publishFix(ctx); err != nil {
+		return err
+	}
+	mark = t.mark()
+	if _, err := s.expectStatus(phone2, "GET", "/reservations/42", http.StatusOK); err != nil {
+		return err
+	}
+	if !t.sawCode(mark, "update_required") {
+		return errors.New("the call was not refused with update_required before the update")
+	}
+	if v := phone2.updates.InstalledVersion(); v != 2 {
+		return fmt.Errorf("installed bundle %d, want 2", v)
+	}
+	t.note("bundle 2 installed atomically (bundle 1 kept for rollback)")
+
+	t.step("14. pinning: a second server with a certificate from the same trusted CA, but not pinned, is refused")
+	if err := s.unpinnedServerRefused(ctx); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(t.w, "\nthe story went as expected: %d HTTP exchanges\n", t.lines)
+	return nil
+}
+
+// unpinnedServerRefused starts a server whose certificate chains to the
+// same CA (so ordinary TLS verification passes) with another key, and
+// checks that the pinned client refuses it.
+func (s *story) unpinnedServerRefused(ctx context.Context) error {
+	cert, _, err := s.certs.issue("impostor", 99)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hello")) }),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(ctx, "GET", "https://"+ln.Addr().String()+"/reservations/42", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.http.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		return errors.New("the unpinned server was accepted")
+	}
+	if !errors.Is(err, pinning.ErrPinMismatch) {
+		return fmt.Errorf("unpinned server: got %v, want a pin mismatch", err)
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package moat_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moatsec/moat"
+	"github.com/moatsec/moat/attest"
+	"github.com/moatsec/moat/auth"
+	"github.com/moatsec/moat/client"
+	"github.com/moatsec/moat/device"
+	"github.com/moatsec/moat/kv"
+	"github.com/moatsec/moat/stepup"
+)
+
+type env struct {
+	t      *testing.T
+	stack  *moat.Stack
+	ts     *httptest.Server
+	mux    *http.ServeMux
+	hasher *stepup.PasswordHasher
+}
+
+func newEnv(t *testing.T, mut ...func(*moat.Config)) *env {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + ts.Listener.Addr().String()
+	store := kv.NewMemory(kv.MemoryConfig{})
+	hasher, err := stepup.NewPasswordHasher(stepup.HasherConfig{Params: stepup.Argon2idParams{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, InsecureWeakParams: true})
+	require.NoError(t, err)
+	dir := stepup.NewMemoryDirectory(hasher)
+	require.NoError(t, dir.AddUser(context.Background(), "alice", "user-alice", "a long password"))
+	login, err := stepup.NewPasswordCheck(stepup.PasswordConfig{Name: "UserLogin", Users: dir, Hasher: hasher, Store: store})
+	require.NoError(t, err)
+	dev, err := attest.NewInsecureDevelopmentVerifier(attest.FormatInsecureDevelopment)
+	require.NoError(t, err)
+	cfg := moat.Config{
+		Auth: auth.Config{
+			Issuer: issuer, Store: store, Clients: auth.NewMemoryClients(), Keys: keys, Checks: []auth.Check{login},
+			Scopes:              []auth.ScopeRule{{Scope: "read", Checks: []string{"UserLogin"}}, {Scope: "write", Checks: []string{"UserLogin"}}},
+			ACRs:                []auth.ACR{{Value: stepup.ACROneFactor, Checks: []string{"UserLogin"}}},
+			ConfidentialClients: []auth.ConfidentialClient{{ID: "batch", SecretHash: auth.HashClientSecret("batch-secret"), Scopes: []string{"read"}}},
+		},
+		Devices:            device.Config{Store: device.NewMemory(device.MemoryConfig{})},
+		Attestation:        attest.PolicyConfig{Rules: []attest.Rule{{Verifiers: []attest.Verifier{dev}}}},
+		AcceptBearerTokens: true,
+	}
+	for _, m := range mut {
+		m(&cfg)
+	}
+	stack, err := moat.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Close() })
+	mux := http.NewServeMux()
+	stack.Mount(mux)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := auth.PrincipalFrom(r.Context())
+		_, _ = w.Write([]byte("hello " + p.Subject))
+	})
+	mux.Handle("GET /read", stack.MustProtect(moat.Route{Scopes: []string{"read"}})(ok))
+	mux.Handle("GET /write", stack.MustProtect(moat.Route{Scopes: []string{"write"}})(ok))
+	mux.Handle("GET /panic", stack.MustProtect(moat.Route{Scopes: []string{"read"}})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
+	ts.Config.Handler = mux
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return &env{t: t, stack: stack, ts: ts, mux: mux, hasher: hasher}
+}
+
+func (e *env) app(device string, version string) *client.Client {
+	e.t.Helper()
+	key, err := auth.GenerateSigningKey(auth.AlgES256)
+	require.NoError(e.t, err)
+	c, err := client.New(context.Background(), client.Config{
+		Issuer: e.ts.URL, Key: key, AppID: "com.example.app", AppVersion: version, Platform: "android", Channel: "phone", DeviceID: device,
+		Attest: func(_ context.Context, nonce, _ string) (json.RawMessage, error) {
+			return attest.InsecureDevelopmentEvidence(key, nonce)
+		},
+		Handlers: map[string]client.ChallengeHandler{"UserLogin": func(context.Context, json.RawMessage) (any, error) {
+			return stepup.PasswordAnswer{Username: "alice", Password: "a long password"}, nil
+		}},
+	})
+	require.NoError(e.t, err)
+	return c
+}
+
+func (e *env) get(c *client.Client, path string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", e.ts.URL+path, nil)
+	require.NoError(e.t, err)
+	return c.Do(req)
+}
+
+func TestStackStagesInOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.app("dev-1", "1.0.0")
+	require.NoError(t, c.Register(ctx))
+	require.NoError(t, c.Authorize(ctx, "read"))
+	resp, err := e.get(c, "/read")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp.Body.Close()
+
+	// Scope comes after the device stage: with a notify policy, a refusal
+	// for scope still carries the notice.
+	_, err = e.stack.Devices().SetPolicy(ctx, device.PolicyChange{Policy: device.Policy{
+		AppID: "com.example.app", Platform: "android", MinVersion: "2.0.0", Action: device.Notify, Message: "please update",
+	}, Actor: "test", Reason: "test"})
+	require.NoError(t, err)
+	resp, err = e.get(c, "/write")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	resp.Body.Close()
+	require.Equal(t, "insufficient_scope", body["error"])
+	require.Equal(t, "please update", body[device.NoticeField].(map[string]any)["message"])
+	require.NotEmpty(t, resp.Header.Get(device.NoticeHeader))
+
+	// A panic in the handler is answered 500.
+	resp, err = e.get(c, "/panic")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	resp.Body.Close()
+
+	// The device stage refuses a stolen device before scope is looked at.
+	_, err = e.stack.Devices().SetStatus(ctx, device.StatusChange{DeviceID: "dev-1", Status: device.Stolen, Actor: "ops", Reason: "stolen"})
+	require.NoError(t, err)
+	_, err = e.get(c, "/write")
+	require.ErrorIs(t, err, client.ErrDeviceBlocked)
+	require.ErrorIs(t, c.Refresh(ctx), client.ErrDeviceBlocked, "a refresh is refused too")
+}
+
+func TestStackConfidentialClientsSkipDeviceStage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}
+	req, err := http.NewRequest("POST", e.ts.URL+"/oauth/token", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("batch", "batch-secret")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var tok map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	resp.Body.Close()
+	req, _ = http.NewRequest("GET", e.ts.URL+"/read", nil)
+	req.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp.Body.Close()
+}
+
+func TestStackVersionBlockedAtRegistration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.stack.Devices().SetPolicy(ctx, device.PolicyChange{Policy: device.Policy{
+		AppID: "com.example.app", Platform: "android", MinVersion: "1.10.0", Message: "update", DownloadURL: "https://example.com/app",
+	}, Actor: "ops", Reason: "security fix"})
+	require.NoError(t, err)
+	for v, ok := range map[string]bool{"1.9.1": false, "1.10.0": true, "1.10": true, "1.x": false, "": false} {
+		err := e.app("dev-"+v, v).Register(ctx)
+		if ok {
+			require.NoError(t, err, v)
+		} else {
+			require.ErrorIs(t, err, client.ErrAppVersionBlocked, v)
+		}
+	}
+}
+
+func TestStackConfigErrors(t *testing.T) {
+	t.Parallel()
+	_, err := moat.New(moat.Config{})
+	require.Error(t, err)
+	e := newEnv(t)
+	_, err = e.stack.Protect(moat.Route{StepUp: &stepup.Policy{}})
+	require.Error(t, err, "an invalid step-up policy is refused at setup")
+	require.Panics(t, func() { e.stack.MustProtect(moat.Route{StepUp: &stepup.Policy{}}) })
+	_, err = moat.New(moat.Config{Auth: auth.Config{Store: kv.NewMemory(kv.MemoryConfig{}), RegistrationPolicy: auth.InsecureAcceptAllRegistrations}})
+	require.Error(t, err, "the stack builds the registration policy itself")
+	_ = time.Second
+}
