@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/moatsec/moat/analytics"
 	"github.com/moatsec/moat/attest"
 	"github.com/moatsec/moat/auth"
 	"github.com/moatsec/moat/device"
@@ -38,14 +40,29 @@ type Config struct {
 	// states explicitly that an app needs none).
 	Attestation attest.PolicyConfig
 
-	// Updates, when set, is the Direct Update server: Mount serves it under
-	// UpdatePrefix, and protected calls from clients that lack a mandatory
-	// web-resource update are refused with 403 update_required (the client
-	// reports its installed bundle version in the Moat-Bundle-Version
-	// header). Nil means no update channel and no gate.
-	Updates *update.Server
+	// Updates, when set, configures the Direct Update server: Mount serves
+	// it under UpdatePrefix, and protected calls from clients that lack a
+	// mandatory web-resource update are refused with 403 update_required
+	// (the client reports its installed bundle version in the
+	// Moat-Bundle-Version header). Its Observe is chained with the
+	// stack's. Nil means no update channel and no gate.
+	Updates *update.ServerConfig
 	// UpdatePrefix is where Updates is mounted. Empty means "/update".
 	UpdatePrefix string
+
+	// Analytics, when set, records every protected call and every security
+	// outcome (registrations, challenges, blocks, step-ups, refused devices
+	// and versions, attestation verdicts, pin violations, updates) without
+	// slowing requests; see package analytics. Its Identify is set by the
+	// stack (from the principal). Nil means no analytics.
+	Analytics *analytics.Config
+	// AnalyticsAuthorize guards the analytics query API and dashboard
+	// (operators only). Required with Analytics.
+	AnalyticsAuthorize func(http.Handler) http.Handler
+	// AnalyticsPrefix is where Mount serves <prefix>/analytics/ and
+	// <prefix>/pin-reports (pinning violation reports, fed to analytics).
+	// Empty means "/moat".
+	AnalyticsPrefix string
 
 	// AcceptBearerTokens lets confidential clients' client_credentials
 	// tokens (not bound to a key) call protected routes; they skip the
@@ -64,6 +81,10 @@ type Stack struct {
 	resource *auth.Resource
 	devices  *device.Control
 	attest   *attest.Policy
+	updates  *update.Server
+	rec      *analytics.Recorder
+	recAPI   http.Handler
+	pinRep   http.Handler
 	logger   *slog.Logger
 }
 
@@ -86,9 +107,52 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.UpdatePrefix == "" {
 		cfg.UpdatePrefix = "/update"
 	}
+	if cfg.AnalyticsPrefix == "" {
+		cfg.AnalyticsPrefix = "/moat"
+	}
 	var err error
+	if cfg.Analytics != nil {
+		if err := s.startAnalytics(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	fail := func(err error) (*Stack, error) {
+		s.Close()
+		return nil, err
+	}
+	if s.rec != nil {
+		userResult := cfg.Attestation.OnResult
+		cfg.Attestation.OnResult = func(ctx context.Context, reg *attest.Registration, res *attest.Result, err error) {
+			s.onAttestation(ctx, reg, res, err)
+			if userResult != nil {
+				userResult(ctx, reg, res, err)
+			}
+		}
+		userObserve := cfg.Devices.Observe
+		cfg.Devices.Observe = func(ctx context.Context, e device.Event) {
+			s.onDevice(ctx, e)
+			if userObserve != nil {
+				userObserve(ctx, e)
+			}
+		}
+	}
 	if s.attest, err = attest.NewPolicy(cfg.Attestation); err != nil {
-		return nil, fmt.Errorf("moat: attestation: %w", err)
+		return fail(fmt.Errorf("moat: attestation: %w", err))
+	}
+	if cfg.Updates != nil {
+		uc := *cfg.Updates
+		if s.rec != nil {
+			userObserve := uc.Observe
+			uc.Observe = func(e update.Event) {
+				s.onUpdate(e)
+				if userObserve != nil {
+					userObserve(e)
+				}
+			}
+		}
+		if s.updates, err = update.NewServer(uc); err != nil {
+			return fail(fmt.Errorf("moat: updates: %w", err))
+		}
 	}
 	if cfg.Devices.KV == nil {
 		cfg.Devices.KV = cfg.Auth.Store
@@ -97,7 +161,7 @@ func New(cfg Config) (*Stack, error) {
 		cfg.Devices.Logger = cfg.Logger
 	}
 	if s.devices, err = device.New(cfg.Devices); err != nil {
-		return nil, fmt.Errorf("moat: devices: %w", err)
+		return fail(fmt.Errorf("moat: devices: %w", err))
 	}
 	ac := cfg.Auth
 	ac.RegistrationPolicy = registrationPolicy{attest: s.attest, devices: s.devices}
@@ -116,23 +180,23 @@ func New(cfg Config) (*Stack, error) {
 		}
 	}
 	if s.server, err = auth.NewServer(ac); err != nil {
-		s.devices.Close()
-		return nil, err
+		return fail(err)
 	}
 	if s.resource, err = auth.NewResource(auth.ResourceConfig{
 		Validator: s.server.Validator(), DPoP: s.server.DPoP(), Store: ac.Store, Origin: cfg.Origin,
 		AcceptBearerTokens: cfg.AcceptBearerTokens, Logger: cfg.Logger, Now: ac.Now,
 	}); err != nil {
-		s.devices.Close()
-		return nil, err
+		return fail(err)
 	}
 	s.cfg = cfg
 	return s, nil
 }
 
-// onAuthEvent keeps the device registry's users up to date at sign-in.
-// It must not block the request, so the write runs on its own.
+// onAuthEvent keeps the device registry's users up to date at sign-in
+// and reports security outcomes to analytics. It must not block the
+// request, so the registry write runs on its own.
 func (s *Stack) onAuthEvent(ctx context.Context, e auth.Event) {
+	s.recordAuthEvent(ctx, e)
 	if e.Kind != auth.EventTokenIssued || e.Client == nil || e.Client.Confidential || e.Subject == "" {
 		return
 	}
@@ -156,16 +220,40 @@ func (s *Stack) Resource() *auth.Resource { return s.resource }
 // API (device.NewOperatorHandler).
 func (s *Stack) Devices() *device.Control { return s.devices }
 
-// Close releases what the stack holds (device invalidation subscriptions).
-func (s *Stack) Close() error { return s.devices.Close() }
+// Analytics returns the recorder, or nil without Config.Analytics.
+func (s *Stack) Analytics() *analytics.Recorder { return s.rec }
+
+// Updates returns the update server, or nil without Config.Updates.
+func (s *Stack) Updates() *update.Server { return s.updates }
+
+// Close releases what the stack holds: device invalidation subscriptions,
+// and the analytics recorder (whose queued events it aggregates first).
+func (s *Stack) Close() error {
+	var errs []error
+	if s.devices != nil {
+		errs = append(errs, s.devices.Close())
+	}
+	if s.rec != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		errs = append(errs, s.rec.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
 
 // Mount adds the authorization server's endpoints to mux: Auth.Prefix
-// ("/oauth" by default) and /.well-known/oauth-authorization-server, and
-// the update server under UpdatePrefix when there is one.
+// ("/oauth" by default) and /.well-known/oauth-authorization-server; the
+// update server under UpdatePrefix when there is one; and with analytics,
+// the query API and dashboard under AnalyticsPrefix + "/analytics/" and
+// the pinning report endpoint at AnalyticsPrefix + "/pin-reports".
 func (s *Stack) Mount(mux *http.ServeMux) {
 	s.server.Mount(mux)
-	if s.cfg.Updates != nil {
-		mux.Handle(s.cfg.UpdatePrefix+"/", http.StripPrefix(s.cfg.UpdatePrefix, s.cfg.Updates))
+	if s.updates != nil {
+		mux.Handle(s.cfg.UpdatePrefix+"/", http.StripPrefix(s.cfg.UpdatePrefix, s.updates))
+	}
+	if s.rec != nil {
+		mux.Handle(s.cfg.AnalyticsPrefix+"/analytics/", s.recAPI)
+		mux.Handle("POST "+s.cfg.AnalyticsPrefix+"/pin-reports", s.pinRep)
 	}
 }
 
@@ -179,8 +267,8 @@ type Route struct {
 }
 
 // Protect returns the middleware for one route, with the stages in order:
-// recover, token and DPoP, device status and version policy, mandatory
-// update, scope, step-up, then the handler.
+// recover, analytics recorder, token and DPoP, device status and version
+// policy, mandatory update, scope, step-up, then the handler.
 func (s *Stack) Protect(r Route) (func(http.Handler) http.Handler, error) {
 	var stepUp func(http.Handler) http.Handler
 	if r.StepUp != nil {
@@ -195,7 +283,26 @@ func (s *Stack) Protect(r Route) (func(http.Handler) http.Handler, error) {
 		if stepUp != nil {
 			h = stepUp(h)
 		}
-		return s.Recover(s.Authenticate(s.DeviceCheck(s.UpdateCheck(scope(h)))))
+		if s.rec != nil {
+			h = s.rec.Annotate(h)
+		}
+		h = s.DeviceCheck(s.UpdateCheck(scope(h)))
+		if s.rec != nil {
+			// Attribute the call as soon as the caller is known, so calls
+			// refused by a later stage are counted by app and channel too.
+			inner := h
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if p, ok := auth.PrincipalFrom(r.Context()); ok {
+					analytics.SetCaller(r.Context(), callerOf(p))
+				}
+				inner.ServeHTTP(w, r)
+			})
+		}
+		h = s.Authenticate(h)
+		if s.rec != nil {
+			h = s.rec.Middleware(h)
+		}
+		return s.Recover(h)
 	}, nil
 }
 
@@ -262,10 +369,10 @@ func (s *Stack) DeviceCheck(next http.Handler) http.Handler {
 // and version is refused with 403 update_required. Without Config.Updates
 // it lets everything through. Confidential clients have no app and pass.
 func (s *Stack) UpdateCheck(next http.Handler) http.Handler {
-	if s.cfg.Updates == nil {
+	if s.updates == nil {
 		return next
 	}
-	gated := s.cfg.Updates.RequireUpdated(func(r *http.Request) (update.ClientState, error) {
+	gated := s.updates.RequireUpdated(func(r *http.Request) (update.ClientState, error) {
 		p, _ := auth.PrincipalFrom(r.Context())
 		v, err := update.BundleVersionFrom(r)
 		return update.ClientState{App: p.AppID, Platform: p.Platform, AppVersion: p.AppVersion, BundleVersion: v}, err
@@ -324,6 +431,10 @@ func (s *Stack) StepUp(p stepup.Policy) (func(http.Handler) http.Handler, error)
 				now = p.Now()
 			}
 			if re := p.Evaluate(pr, now); re != nil {
+				if s.rec != nil {
+					s.rec.Security(r.Context(), analytics.SecurityEvent{Kind: analytics.StepUpDemanded,
+						Caller: callerOf(pr), Reason: strings.Join(p.ACRValues, " ")})
+				}
 				writeResourceError(w, r, re)
 				return
 			}

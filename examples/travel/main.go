@@ -22,8 +22,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/moatsec/moat/analytics"
 	"github.com/moatsec/moat/stepup"
 )
 
@@ -44,34 +46,49 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := runStory(ctx, os.Stdout, logger); err != nil {
+	srv, err := runStory(ctx, os.Stdout, storyOptions{logger: logger})
+	if srv != nil {
+		srv.close()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "\nFAILED:", err)
 		os.Exit(1)
 	}
 }
 
+// storyOptions are hooks for tests.
+type storyOptions struct {
+	logger *slog.Logger
+	// sink receives every analytics event.
+	sink analytics.Sink
+	// secret is told every secret the story's HTTP exchanges carry
+	// (tokens, proofs, codes, sessions), so tests can search for them.
+	secret func(string)
+}
+
 // runStory starts a server on a free loopback port and plays the story
-// against it.
-func runStory(ctx context.Context, out io.Writer, logger *slog.Logger) error {
+// against it. The server is left running for the caller to inspect and
+// close (srv is nil when it could not start).
+func runStory(ctx context.Context, out io.Writer, opts storyOptions) (srv *travelServer, err error) {
 	c, err := newCerts()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	srv, err := startServer("127.0.0.1:0", c, logger, nil)
+	srv, err = startServer(serverOptions{addr: "127.0.0.1:0", certs: c, logger: opts.logger, sink: opts.sink})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer srv.close()
 	dir, err := os.MkdirTemp("", "moat-travel-")
 	if err != nil {
-		return err
+		return srv, err
 	}
 	defer os.RemoveAll(dir)
-	st, err := newStory(srv, c, out, dir)
+	st, err := newStory(srv, c, out, dir, opts.secret)
 	if err != nil {
-		return err
+		return srv, err
 	}
-	return st.run(ctx)
+	defer st.close()
+	return srv, st.run(ctx)
 }
 
 func serveOnly(addr string, logger *slog.Logger) error {
@@ -79,9 +96,9 @@ func serveOnly(addr string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(addr, c, logger, func(m stepup.Message) {
+	srv, err := startServer(serverOptions{addr: addr, certs: c, logger: logger, onSMS: func(m stepup.Message) {
 		fmt.Printf("  SMS to %s for %s: %s (the development outbox prints it; a real server sends it)\n", m.To, m.User, m.Code)
-	})
+	}})
 	if err != nil {
 		return err
 	}
@@ -94,6 +111,7 @@ func serveOnly(addr string, logger *slog.Logger) error {
 	fmt.Printf("  metadata:      %s/.well-known/oauth-authorization-server\n", srv.issuer)
 	fmt.Printf("  trust this CA: %s\n", caFile)
 	fmt.Printf("  operator API:  %s%s/devices (Authorization: Bearer %s)\n", srv.issuer, operatorPath, srv.operatorToken)
+	fmt.Printf("  dashboard:     https://operator:%s@%s/moat/analytics/\n", srv.operatorToken, strings.TrimPrefix(srv.issuer, "https://"))
 	fmt.Printf("  users: alice / %q, bob / %q; SMS codes are printed below\n", users[0].password, users[1].password)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt)

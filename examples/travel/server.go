@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"embed"
 	"encoding/base64"
@@ -16,12 +18,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing/fstest"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/moatsec/moat"
+	"github.com/moatsec/moat/analytics"
 	"github.com/moatsec/moat/attest"
 	"github.com/moatsec/moat/auth"
 	"github.com/moatsec/moat/device"
@@ -69,17 +73,29 @@ type travelServer struct {
 	listener      net.Listener
 }
 
-// startServer listens on addr (HTTPS with the example's certificate) and
-// serves the API.
-// onSMS, when set, sees every SMS the development outbox "sends".
-func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.Message)) (*travelServer, error) {
+// serverOptions configures startServer.
+type serverOptions struct {
+	addr   string // listen address
+	certs  *certs
+	logger *slog.Logger
+	// onSMS, when set, sees every SMS the development outbox "sends".
+	onSMS func(stepup.Message)
+	// sink, when set, receives every analytics event (tests search them
+	// for secrets).
+	sink analytics.Sink
+}
+
+// startServer listens on opts.addr (HTTPS with the example's certificate)
+// and serves the API.
+func startServer(opts serverOptions) (*travelServer, error) {
 	ctx := context.Background()
-	ln, err := net.Listen("tcp", addr)
+	c, logger := opts.certs, opts.logger
+	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
 		return nil, err
 	}
 	s := &travelServer{issuer: "https://" + ln.Addr().String(), listener: ln, outbox: stepup.NewOutbox(), clients: auth.NewMemoryClients()}
-	s.outbox.OnSend = onSMS
+	s.outbox.OnSend = opts.onSMS
 	fail := func(err error) (*travelServer, error) {
 		ln.Close()
 		return nil, err
@@ -131,6 +147,15 @@ func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.M
 	if err != nil {
 		return fail(err)
 	}
+	// The operator token guards the device operator API and the analytics.
+	s.operatorToken, err = randomToken()
+	if err != nil {
+		return fail(err)
+	}
+	analyticsKey := make([]byte, 32)
+	if _, err := rand.Read(analyticsKey); err != nil {
+		return fail(err)
+	}
 	s.stack, err = moat.New(moat.Config{
 		Auth: auth.Config{
 			Issuer: s.issuer, Store: store, Clients: s.clients, Keys: keys,
@@ -146,10 +171,12 @@ func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.M
 			},
 			Logger: logger,
 		},
-		Devices:     device.Config{Store: device.NewMemory(device.MemoryConfig{}), Logger: logger},
-		Attestation: attest.PolicyConfig{Rules: []attest.Rule{{Verifiers: []attest.Verifier{dev}}}},
-		Updates:     updates,
-		Logger:      logger,
+		Devices:            device.Config{Store: device.NewMemory(device.MemoryConfig{}), Logger: logger},
+		Attestation:        attest.PolicyConfig{Rules: []attest.Rule{{Verifiers: []attest.Verifier{dev}}}},
+		Updates:            updates,
+		Analytics:          &analytics.Config{DeviceKey: analyticsKey, Sink: opts.sink, Logger: logger},
+		AnalyticsAuthorize: operatorOnly(s.operatorToken),
+		Logger:             logger,
 	})
 	if err != nil {
 		return fail(err)
@@ -165,10 +192,6 @@ func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.M
 	mux.Handle("POST /reservations/{id}/pay", pay(http.HandlerFunc(payReservation)))
 
 	// The operator API, for the people who answer "my phone was stolen".
-	s.operatorToken, err = randomToken()
-	if err != nil {
-		return fail(err)
-	}
 	authz, err := device.NewTokenAuthorizer(device.OperatorToken{Operator: "support-desk", Token: s.operatorToken})
 	if err != nil {
 		return fail(err)
@@ -195,8 +218,8 @@ func startServer(addr string, c *certs, logger *slog.Logger, onSMS func(stepup.M
 
 // startUpdates makes the Direct Update trust root (one key here; several
 // and a threshold in production), publishes the web resources as bundle 1
-// and returns the update server.
-func (s *travelServer) startUpdates(ctx context.Context) (*update.Server, error) {
+// and returns the update server's configuration.
+func (s *travelServer) startUpdates(ctx context.Context) (*update.ServerConfig, error) {
 	key, err := update.GenerateKey(update.EdDSA)
 	if err != nil {
 		return nil, err
@@ -221,7 +244,7 @@ func (s *travelServer) startUpdates(ctx context.Context) (*update.Server, error)
 	if err := s.publish(ctx, web, 1, false); err != nil {
 		return nil, err
 	}
-	return update.NewServer(update.ServerConfig{Store: store, Roots: [][]byte{s.updateRoot}, CacheTTL: -1})
+	return &update.ServerConfig{Store: store, Roots: [][]byte{s.updateRoot}, CacheTTL: -1}, nil
 }
 
 // publish publishes web as bundle version for the iOS app 1.x and 2.x.
@@ -264,6 +287,28 @@ func (s *travelServer) close() {
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
 	_ = s.stack.Close()
+}
+
+// operatorOnly lets through requests that carry the operator token, as a
+// Bearer token (scripts) or as the password of HTTP Basic authentication
+// (a browser opening the dashboard).
+func operatorOnly(token string) func(http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok {
+				_, got, _ = r.BasicAuth()
+			}
+			sum := sha256.Sum256([]byte(got))
+			if got == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Basic realm="moat operators"`)
+				http.Error(w, "operators only", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func randomToken() (string, error) {

@@ -15,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/moatsec/moat/analytics"
 	"github.com/moatsec/moat/attest"
 	"github.com/moatsec/moat/client"
 	"github.com/moatsec/moat/pinning"
@@ -27,15 +29,16 @@ import (
 // story is the scripted app side: several app installations and the
 // support desk, talking to the server over pinned HTTPS.
 type story struct {
-	dir   string // the apps' installation directories
-	srv   *travelServer
-	certs *certs
-	t     *transcript
-	http  *http.Client // pinned, with the transcript
-	pins  *pinning.Set
+	dir     string // the apps' installation directories
+	srv     *travelServer
+	certs   *certs
+	t       *transcript
+	http    *http.Client // pinned, with the transcript
+	pins    *pinning.Set
+	reports *pinning.ReportSender
 }
 
-func newStory(srv *travelServer, c *certs, out io.Writer, dir string) (*story, error) {
+func newStory(srv *travelServer, c *certs, out io.Writer, dir string, secret func(string)) (*story, error) {
 	// Pin the server's key, with a backup key kept offline for the day the
 	// server's key must change.
 	_, backup, err := pinning.GenerateBackup()
@@ -48,14 +51,31 @@ func newStory(srv *travelServer, c *certs, out io.Writer, dir string) (*story, e
 	if err != nil {
 		return nil, err
 	}
-	pinned, err := pinning.NewClient(set, c.pool)
+	// Violations are reported to the server (and counted in its analytics).
+	// The sender uses its own client: a pinned one could not report a
+	// violation on its own host.
+	reports, err := pinning.NewReportSender(pinning.ReportSenderConfig{
+		URL:    srv.issuer + "/moat/pin-reports",
+		Client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}}, Timeout: 5 * time.Second},
+	})
+	if err != nil {
+		return nil, err
+	}
+	v, err := pinning.NewVerifier(pinning.Config{Pins: set, Reporter: reports})
+	if err != nil {
+		return nil, err
+	}
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}, ForceAttemptHTTP2: true}
+	pinned, err := v.Transport(base)
 	if err != nil {
 		return nil, err
 	}
 	t := &transcript{w: out}
-	return &story{dir: dir, srv: srv, certs: c, t: t, pins: set,
-		http: &http.Client{Transport: &transport{base: pinned.Transport, t: t}, Timeout: 10 * time.Second}}, nil
+	return &story{dir: dir, srv: srv, certs: c, t: t, pins: set, reports: reports,
+		http: &http.Client{Transport: &transport{base: pinned, t: t, secret: secret}, Timeout: 10 * time.Second}}, nil
 }
+
+func (s *story) close() { _ = s.reports.Close() }
 
 // app is one installation of the travel app.
 type app struct {
@@ -366,9 +386,63 @@ func (s *story) run(ctx context.Context) error {
 	if err := s.unpinnedServerRefused(ctx); err != nil {
 		return err
 	}
+	if err := s.waitReportSent(ctx); err != nil {
+		return err
+	}
+	t.note("the violation was reported to %s/moat/pin-reports", s.srv.issuer)
+
+	t.step("15. the operator reads the analytics: calls by channel, challenges, refusals")
+	if err := s.srv.stack.Analytics().Flush(ctx); err != nil {
+		return err
+	}
+	var calls analytics.Summary
+	var sec analytics.SecurityReport
+	if err := s.operatorGet(ctx, "/moat/analytics/api/summary?since=-1h&group_by=channel", &calls); err != nil {
+		return err
+	}
+	if err := s.operatorGet(ctx, "/moat/analytics/api/security?since=-1h", &sec); err != nil {
+		return err
+	}
+	brief := analytics.NewBrief(&calls, &sec)
+	if brief.Calls == 0 || brief.ChallengesIssued == 0 || brief.Refusals == 0 {
+		return fmt.Errorf("analytics saw too little: %s", brief)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(brief.String()), "\n") {
+		t.note("%s", line)
+	}
 
 	fmt.Fprintf(t.w, "\nthe story went as expected: %d HTTP exchanges\n", t.lines)
 	return nil
+}
+
+// waitReportSent waits for the pin violation report to be delivered.
+func (s *story) waitReportSent(ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for s.reports.Stats().Sent == 0 {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the pin violation report was not delivered: %+v", s.reports.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// operatorGet reads a JSON answer from an operator-only endpoint.
+func (s *story) operatorGet(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.srv.issuer+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.srv.operatorToken)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // unpinnedServerRefused starts a server whose certificate chains to the

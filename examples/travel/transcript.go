@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -79,9 +81,14 @@ func (t *transcript) mark() int {
 type transport struct {
 	base http.RoundTripper
 	t    *transcript
+	// secret, when set, is told every secret an exchange carries.
+	secret func(string)
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if tr.secret != nil {
+		tr.collectRequest(req)
+	}
 	resp, err := tr.base.RoundTrip(req)
 	if err != nil {
 		tr.t.refused(req.Method, req.URL.String(), err)
@@ -92,6 +99,9 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if rerr != nil {
 		return nil, rerr
+	}
+	if tr.secret != nil {
+		tr.collectBody(body)
 	}
 	code := errorCode(resp, body)
 	if n := resp.Header.Get(device.NoticeHeader); n != "" {
@@ -124,4 +134,57 @@ func noticeText(h string) string {
 		return "unreadable"
 	}
 	return n.Message
+}
+
+// collectRequest reports the credentials and the body of a request.
+func (tr *transport) collectRequest(req *http.Request) {
+	if _, cred, ok := strings.Cut(req.Header.Get("Authorization"), " "); ok {
+		tr.secret(cred)
+	}
+	if p := req.Header.Get("DPoP"); p != "" {
+		tr.secret(p)
+	}
+	if req.GetBody == nil {
+		return
+	}
+	b, err := req.GetBody()
+	if err != nil {
+		return
+	}
+	defer b.Close()
+	data, _ := io.ReadAll(io.LimitReader(b, 1<<20))
+	tr.collectBody(data)
+}
+
+// collectBody reports the secret members of a JSON or form body.
+func (tr *transport) collectBody(data []byte) {
+	secretNames := []string{"access_token", "refresh_token", "auth_session", "authorization_code", "code", "nonce", "password", "pin"}
+	var m map[string]any
+	if json.Unmarshal(data, &m) == nil {
+		var walk func(any)
+		walk = func(v any) {
+			switch x := v.(type) {
+			case map[string]any:
+				for k, val := range x {
+					if str, ok := val.(string); ok && slices.Contains(secretNames, k) && len(str) >= 4 {
+						tr.secret(str)
+					}
+					walk(val)
+				}
+			case []any:
+				for _, e := range x {
+					walk(e)
+				}
+			}
+		}
+		walk(m)
+		return
+	}
+	if form, err := url.ParseQuery(string(data)); err == nil {
+		for _, k := range secretNames {
+			if v := form.Get(k); len(v) >= 4 {
+				tr.secret(v)
+			}
+		}
+	}
 }

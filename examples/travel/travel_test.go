@@ -18,7 +18,10 @@ func TestStory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	err := runStory(ctx, &out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := runStory(ctx, &out, storyOptions{logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if srv != nil {
+		defer srv.close()
+	}
 	require.NoError(t, err, out.String())
 	tr := out.String()
 	for _, want := range []string{
