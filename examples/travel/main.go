@@ -8,25 +8,25 @@
 // The story: register, sign in with a password, read a reservation, pay
 // (the API asks for an SMS code only now), a second user blocks the SMS
 // check with wrong codes, a watch signs in with a PIN, the support desk
-// marks a phone stolen (refused at once), and an old app version is first
-// notified and then blocked.
+// marks a phone stolen (refused at once), an old app version is first
+// notified and then blocked, a mandatory web-resource fix is installed,
+// an unpinned server is refused, and the operator reads the analytics.
+//
+// The same story on three instances sharing Redis and PostgreSQL is
+// ./instances (its own module, since the drivers stay out of moat's core).
 package main
 
 import (
 	"context"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/moatsec/moat/analytics"
-	"github.com/moatsec/moat/stepup"
+	"github.com/moatsec/moat/examples/travel/internal/story"
 )
 
 func main() {
@@ -37,84 +37,32 @@ func main() {
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if *serve != "" {
-		if err := serveOnly(*serve, logger); err != nil {
-			fmt.Fprintln(os.Stderr, "travel:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv, err := runStory(ctx, os.Stdout, storyOptions{logger: logger})
-	if srv != nil {
-		srv.close()
-	}
-	if err != nil {
+	if err := run(*serve, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "\nFAILED:", err)
 		os.Exit(1)
 	}
 }
 
-// storyOptions are hooks for tests.
-type storyOptions struct {
-	logger *slog.Logger
-	// sink receives every analytics event.
-	sink analytics.Sink
-	// secret is told every secret the story's HTTP exchanges carry
-	// (tokens, proofs, codes, sessions), so tests can search for them.
-	secret func(string)
-}
-
-// runStory starts a server on a free loopback port and plays the story
-// against it. The server is left running for the caller to inspect and
-// close (srv is nil when it could not start).
-func runStory(ctx context.Context, out io.Writer, opts storyOptions) (srv *travelServer, err error) {
-	c, err := newCerts()
-	if err != nil {
-		return nil, err
+func run(serve string, logger *slog.Logger) error {
+	opts := story.Options{Addr: serve, Logger: logger}
+	if serve != "" {
+		opts.OnSMS = story.PrintSMS(os.Stdout)
 	}
-	srv, err = startServer(serverOptions{addr: "127.0.0.1:0", certs: c, logger: opts.logger, sink: opts.sink})
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "moat-travel-")
-	if err != nil {
-		return srv, err
-	}
-	defer os.RemoveAll(dir)
-	st, err := newStory(srv, c, out, dir, opts.secret)
-	if err != nil {
-		return srv, err
-	}
-	defer st.close()
-	return srv, st.run(ctx)
-}
-
-func serveOnly(addr string, logger *slog.Logger) error {
-	c, err := newCerts()
+	d, err := story.Start(opts)
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(serverOptions{addr: addr, certs: c, logger: logger, onSMS: func(m stepup.Message) {
-		fmt.Printf("  SMS to %s for %s: %s (the development outbox prints it; a real server sends it)\n", m.To, m.User, m.Code)
-	}})
-	if err != nil {
-		return err
+	defer d.Close()
+	if serve != "" {
+		if err := story.PrintServing(os.Stdout, d); err != nil {
+			return err
+		}
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, os.Interrupt)
+		<-stop
+		return nil
 	}
-	defer srv.close()
-	caFile := filepath.Join(os.TempDir(), "moat-travel-ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.ca.Raw}), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("travel API at %s\n", srv.issuer)
-	fmt.Printf("  metadata:      %s/.well-known/oauth-authorization-server\n", srv.issuer)
-	fmt.Printf("  trust this CA: %s\n", caFile)
-	fmt.Printf("  operator API:  %s%s/devices (Authorization: Bearer %s)\n", srv.issuer, operatorPath, srv.operatorToken)
-	fmt.Printf("  dashboard:     https://operator:%s@%s/moat/analytics/\n", srv.operatorToken, strings.TrimPrefix(srv.issuer, "https://"))
-	fmt.Printf("  users: alice / %q, bob / %q; SMS codes are printed below\n", users[0].password, users[1].password)
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt)
-	<-stop
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return story.Play(ctx, d, os.Stdout, story.PlayOptions{})
 }

@@ -1,4 +1,4 @@
-package main
+package story
 
 import (
 	"bytes"
@@ -39,11 +39,17 @@ func (t *transcript) note(format string, a ...any) {
 	fmt.Fprintf(t.w, "  . "+format+"\n", a...)
 }
 
-func (t *transcript) exchange(method, path string, status int, code string) {
+// exchange prints one exchange; instance names the instance that
+// answered, when there are several.
+func (t *transcript) exchange(instance, method, path string, status int, code string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lines++
 	t.codes = append(t.codes, code)
+	if instance != "" {
+		fmt.Fprintf(t.w, "  %s %-6s %-46s %d %s\n", instance, method, path, status, code)
+		return
+	}
 	fmt.Fprintf(t.w, "  %-6s %-46s %d %s\n", method, path, status, code)
 }
 
@@ -107,7 +113,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if n := resp.Header.Get(device.NoticeHeader); n != "" {
 		code = strings.TrimSpace(code + " (notice: " + noticeText(n) + ")")
 	}
-	tr.t.exchange(req.Method, req.URL.Path, resp.StatusCode, code)
+	tr.t.exchange(resp.Header.Get(InstanceHeader), req.Method, req.URL.Path, resp.StatusCode, code)
 	return resp, nil
 }
 

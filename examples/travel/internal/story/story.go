@@ -1,4 +1,4 @@
-package main
+package story
 
 import (
 	"bytes"
@@ -8,12 +8,14 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -29,16 +31,20 @@ import (
 // story is the scripted app side: several app installations and the
 // support desk, talking to the server over pinned HTTPS.
 type story struct {
-	dir     string // the apps' installation directories
-	srv     *travelServer
-	certs   *certs
-	t       *transcript
-	http    *http.Client // pinned, with the transcript
-	pins    *pinning.Set
-	reports *pinning.ReportSender
+	dir   string // the apps' installation directories
+	d     *Deployment
+	certs *certs
+	t     *transcript
+	http  *http.Client // pinned, with the transcript
+	pins  *pinning.Set
+	// verifier pins the server's key.
+	verifier *pinning.Verifier
+	reports  *pinning.ReportSender
 }
 
-func newStory(srv *travelServer, c *certs, out io.Writer, dir string, secret func(string)) (*story, error) {
+func newStory(d *Deployment, out io.Writer, dir string, secret func(string)) (*story, error) {
+	c := d.certs
+	rotate := len(d.Instances) > 1
 	// Pin the server's key, with a backup key kept offline for the day the
 	// server's key must change.
 	_, backup, err := pinning.GenerateBackup()
@@ -55,8 +61,8 @@ func newStory(srv *travelServer, c *certs, out io.Writer, dir string, secret fun
 	// The sender uses its own client: a pinned one could not report a
 	// violation on its own host.
 	reports, err := pinning.NewReportSender(pinning.ReportSenderConfig{
-		URL:    srv.issuer + "/moat/pin-reports",
-		Client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}}, Timeout: 5 * time.Second},
+		URL:    d.Issuer + "/moat/pin-reports",
+		Client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}, DisableKeepAlives: rotate}, Timeout: 5 * time.Second},
 	})
 	if err != nil {
 		return nil, err
@@ -65,13 +71,15 @@ func newStory(srv *travelServer, c *certs, out io.Writer, dir string, secret fun
 	if err != nil {
 		return nil, err
 	}
-	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}, ForceAttemptHTTP2: true}
+	// With several instances, every request opens a new connection, so the
+	// balancer hands the calls to the instances in turn.
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}, ForceAttemptHTTP2: true, DisableKeepAlives: rotate}
 	pinned, err := v.Transport(base)
 	if err != nil {
 		return nil, err
 	}
 	t := &transcript{w: out}
-	return &story{dir: dir, srv: srv, certs: c, t: t, pins: set, reports: reports,
+	return &story{dir: dir, d: d, certs: c, t: t, pins: set, reports: reports, verifier: v,
 		http: &http.Client{Transport: &transport{base: pinned, t: t, secret: secret}, Timeout: 10 * time.Second}}, nil
 }
 
@@ -104,15 +112,15 @@ func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
 	var updates *update.Client
 	if spec.platform == "ios" {
 		updates, err = update.NewClient(update.ClientConfig{
-			BaseURL: s.srv.issuer + "/update", App: appID, Platform: spec.platform, AppVersion: spec.version,
-			Root: s.srv.updateRoot, Dir: filepath.Join(s.dir, spec.deviceID), HTTPClient: s.http,
+			BaseURL: s.d.Issuer + "/update", App: appID, Platform: spec.platform, AppVersion: spec.version,
+			Root: s.d.updateRoot, Dir: filepath.Join(s.dir, spec.deviceID), HTTPClient: s.http,
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	c, err := client.New(ctx, client.Config{
-		Issuer: s.srv.issuer, HTTPClient: s.http, Key: key, Updates: updates,
+		Issuer: s.d.Issuer, HTTPClient: s.http, Key: key, Updates: updates,
 		AppID: appID, AppVersion: spec.version, Platform: spec.platform, Channel: spec.channel, DeviceID: spec.deviceID,
 		Header: http.Header{"Accept-Language": {"en"}},
 		Attest: func(_ context.Context, nonce, _ string) (json.RawMessage, error) {
@@ -126,7 +134,7 @@ func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
 				if spec.wrongSMS {
 					return stepup.CodeAnswer{Code: "000000"}, nil
 				}
-				return stepup.CodeAnswer{Code: s.srv.outbox.LastCode(phone)}, nil
+				return stepup.CodeAnswer{Code: s.d.Outbox.LastCode(phone)}, nil
 			},
 			checkPIN: func(context.Context, json.RawMessage) (any, error) {
 				return stepup.PINAnswer{PIN: watchPIN}, nil
@@ -140,7 +148,7 @@ func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
 }
 
 func (s *story) call(a *app, method, path string) (*http.Response, error) {
-	req, err := http.NewRequest(method, s.srv.issuer+path, nil)
+	req, err := http.NewRequest(method, s.d.Issuer+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -182,11 +190,11 @@ func (s *story) operator(ctx context.Context, method, path string, body any) err
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.srv.issuer+operatorPath+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, s.d.Issuer+operatorPath+path, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+s.srv.operatorToken)
+	req.Header.Set("Authorization", "Bearer "+s.d.OperatorToken)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.http.Do(req)
 	if err != nil {
@@ -204,7 +212,7 @@ func (s *story) operator(ctx context.Context, method, path string, body any) err
 // outcome is not the expected one.
 func (s *story) run(ctx context.Context) error {
 	t := s.t
-	fmt.Fprintf(t.w, "moat travel example: server at %s, pinned HTTPS (sha256 pin of its key plus a backup pin)\n", s.srv.issuer)
+	fmt.Fprintf(t.w, "moat travel example: server at %s, pinned HTTPS (sha256 pin of its key plus a backup pin)\n", s.d.Issuer)
 
 	t.step("1. alice installs the app on her phone and registers it")
 	alice, err := s.newApp(ctx, appSpec{name: "alice's phone", username: "alice", deviceID: "phone-alice", platform: "ios", channel: "phone", version: "1.10.0"})
@@ -214,7 +222,7 @@ func (s *story) run(ctx context.Context) error {
 	if err := alice.Register(ctx); err != nil {
 		return fmt.Errorf("registering alice's phone: %w", err)
 	}
-	cl, err := s.srv.clients.Client(ctx, alice.ClientID())
+	cl, err := s.d.backends.Clients.Client(ctx, alice.ClientID())
 	if err != nil {
 		return err
 	}
@@ -259,7 +267,7 @@ func (s *story) run(ctx context.Context) error {
 		return err
 	}
 	t.step("6. bob types the right code while the check is blocked: refused")
-	right := s.srv.outbox.LastCode(users[1].phone)
+	right := s.d.Outbox.LastCode(users[1].phone)
 	err = bob.Answer(ctx, map[string]any{checkSMS: stepup.CodeAnswer{Code: right}})
 	if err := expectError("the right code while blocked", err, client.ErrCheckBlocked); err != nil {
 		return err
@@ -270,7 +278,7 @@ func (s *story) run(ctx context.Context) error {
 	}
 
 	t.step("7. alice's watch signs in with a PIN (no keyboard for a password)")
-	if err := s.srv.setWatchPIN(ctx, "watch-alice", "user-alice"); err != nil {
+	if err := s.d.setWatchPIN(ctx, "watch-alice", "user-alice"); err != nil {
 		return err
 	}
 	watch, err := s.newApp(ctx, appSpec{name: "alice's watch", username: "alice", deviceID: "watch-alice", platform: "watchos", channel: "watch", version: "1.10.0"})
@@ -367,7 +375,7 @@ func (s *story) run(ctx context.Context) error {
 	t.note("installed web bundle %d (%d files, signatures and every file's SHA-256 verified)", m.BundleVersion, len(m.Files))
 
 	t.step("13. a security fix to the booking view ships as mandatory bundle 2: calls are refused until the app installs it")
-	if err := s.srv.publishFix(ctx); err != nil {
+	if err := s.d.publishFix(ctx); err != nil {
 		return err
 	}
 	mark = t.mark()
@@ -389,26 +397,37 @@ func (s *story) run(ctx context.Context) error {
 	if err := s.waitReportSent(ctx); err != nil {
 		return err
 	}
-	t.note("the violation was reported to %s/moat/pin-reports", s.srv.issuer)
+	t.note("the violation was reported to %s/moat/pin-reports", s.d.Issuer)
 
 	t.step("15. the operator reads the analytics: calls by channel, challenges, refusals")
-	if err := s.srv.stack.Analytics().Flush(ctx); err != nil {
+	if err := s.d.Flush(ctx); err != nil {
 		return err
 	}
-	var calls analytics.Summary
-	var sec analytics.SecurityReport
-	if err := s.operatorGet(ctx, "/moat/analytics/api/summary?since=-1h&group_by=channel", &calls); err != nil {
-		return err
+	// Each instance aggregates the calls it served: with several, the
+	// operator reads each one's.
+	var total analytics.Brief
+	for _, in := range s.d.Instances {
+		var calls analytics.Summary
+		var sec analytics.SecurityReport
+		if err := s.operatorGet(ctx, in, "/moat/analytics/api/summary?since=-1h&group_by=channel", &calls); err != nil {
+			return err
+		}
+		if err := s.operatorGet(ctx, in, "/moat/analytics/api/security?since=-1h", &sec); err != nil {
+			return err
+		}
+		brief := analytics.NewBrief(&calls, &sec)
+		if in.Name != "" {
+			t.note("instance %s:", in.Name)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(brief.String()), "\n") {
+			t.note("%s", line)
+		}
+		total.Calls += brief.Calls
+		total.ChallengesIssued += brief.ChallengesIssued
+		total.Refusals += brief.Refusals
 	}
-	if err := s.operatorGet(ctx, "/moat/analytics/api/security?since=-1h", &sec); err != nil {
-		return err
-	}
-	brief := analytics.NewBrief(&calls, &sec)
-	if brief.Calls == 0 || brief.ChallengesIssued == 0 || brief.Refusals == 0 {
-		return fmt.Errorf("analytics saw too little: %s", brief)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(brief.String()), "\n") {
-		t.note("%s", line)
+	if total.Calls == 0 || total.ChallengesIssued == 0 || total.Refusals == 0 {
+		return fmt.Errorf("analytics saw too little: %d calls, %d challenges, %d refusals", total.Calls, total.ChallengesIssued, total.Refusals)
 	}
 
 	fmt.Fprintf(t.w, "\nthe story went as expected: %d HTTP exchanges\n", t.lines)
@@ -427,14 +446,19 @@ func (s *story) waitReportSent(ctx context.Context) error {
 	return nil
 }
 
-// operatorGet reads a JSON answer from an operator-only endpoint.
-func (s *story) operatorGet(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", s.srv.issuer+path, nil)
+// operatorGet reads a JSON answer from an operator-only endpoint of one
+// instance.
+func (s *story) operatorGet(ctx context.Context, in *Instance, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.d.Issuer+path, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+s.srv.operatorToken)
-	resp, err := s.http.Do(req)
+	req.Header.Set("Authorization", "Bearer "+s.d.OperatorToken)
+	hc, err := s.clientFor(in)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -443,6 +467,19 @@ func (s *story) operatorGet(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// clientFor returns the story's pinned HTTP client, or, with several
+// instances, one that sends every request to instance in.
+func (s *story) clientFor(in *Instance) (*http.Client, error) {
+	if len(s.d.Instances) == 1 {
+		return s.http, nil
+	}
+	pinned, err := s.verifier.Transport(s.d.transportTo(in))
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: &transport{base: pinned, t: s.t}, Timeout: 10 * time.Second}, nil
 }
 
 // unpinnedServerRefused starts a server whose certificate chains to the
@@ -478,4 +515,59 @@ func (s *story) unpinnedServerRefused(ctx context.Context) error {
 		return fmt.Errorf("unpinned server: got %v, want a pin mismatch", err)
 	}
 	return nil
+}
+
+// PlayOptions are hooks for tests.
+type PlayOptions struct {
+	// Secret, when set, is told every secret the story's HTTP exchanges
+	// carry (tokens, proofs, codes, sessions), so tests can search for
+	// them.
+	Secret func(string)
+}
+
+// Play runs the scripted apps and the support desk through the whole
+// story against d, printing one transcript line per HTTP exchange to out.
+// It returns an error at the first step whose outcome is not the expected
+// one.
+func Play(ctx context.Context, d *Deployment, out io.Writer, opts PlayOptions) error {
+	dir, err := os.MkdirTemp("", "moat-travel-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := newStory(d, out, dir, opts.Secret)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	return st.run(ctx)
+}
+
+// PrintServing tells a person how to reach a deployment that serves until
+// stopped: its URLs, the CA to trust (written to a file) and the
+// credentials.
+func PrintServing(w io.Writer, d *Deployment) error {
+	caFile := filepath.Join(os.TempDir(), "moat-travel-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.CA.Raw}), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "travel API at %s", d.Issuer)
+	if len(d.Instances) > 1 {
+		fmt.Fprintf(w, " (a balancer in front of %d instances)", len(d.Instances))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  metadata:      %s/.well-known/oauth-authorization-server\n", d.Issuer)
+	fmt.Fprintf(w, "  trust this CA: %s\n", caFile)
+	fmt.Fprintf(w, "  operator API:  %s%s/devices (Authorization: Bearer %s)\n", d.Issuer, operatorPath, d.OperatorToken)
+	fmt.Fprintf(w, "  dashboard:     https://operator:%s@%s/moat/analytics/\n", d.OperatorToken, strings.TrimPrefix(d.Issuer, "https://"))
+	fmt.Fprintf(w, "  users: alice / %q, bob / %q; SMS codes are printed below\n", users[0].password, users[1].password)
+	return nil
+}
+
+// PrintSMS is an [Options.OnSMS] for a deployment that a person drives: it
+// prints each SMS the development outbox "sends".
+func PrintSMS(w io.Writer) func(stepup.Message) {
+	return func(m stepup.Message) {
+		fmt.Fprintf(w, "  SMS to %s for %s: %s (the development outbox prints it; a real server sends it)\n", m.To, m.User, m.Code)
+	}
 }

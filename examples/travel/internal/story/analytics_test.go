@@ -1,10 +1,7 @@
-package main
+package story
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -34,22 +31,18 @@ func TestNoSecretsInAnalytics(t *testing.T) {
 		defer mu.Unlock()
 		secrets[s] = true
 	}
-	var out bytes.Buffer
-	srv, err := runStory(ctx, &out, storyOptions{logger: slog.New(slog.NewTextHandler(io.Discard, nil)), sink: capture, secret: collect})
-	require.NotNil(t, srv)
-	defer srv.close()
-	require.NoError(t, err, out.String())
+	d, out := playStory(ctx, t, Options{Sink: capture}, PlayOptions{Secret: collect})
 
 	for _, u := range users {
 		collect(u.password)
 	}
 	// The 4-digit PIN is too short to search for without false alarms
 	// (it would match any number); every longer secret is searched.
-	collect(srv.operatorToken)
-	for _, m := range srv.outbox.Messages() {
+	collect(d.OperatorToken)
+	for _, m := range d.Outbox.Messages() {
 		collect(m.Code)
 	}
-	rec := srv.stack.Analytics()
+	rec := d.Instances[0].Stack.Analytics()
 	require.NoError(t, rec.Close(ctx))
 	all, err := analyticstest.Everything(ctx, rec, capture)
 	require.NoError(t, err)
@@ -64,7 +57,7 @@ func TestNoSecretsInAnalytics(t *testing.T) {
 	require.Greater(t, len(list), 50, "the story used many secrets; the collector must have seen them")
 	analyticstest.RequireNoSecrets(t, all, list...)
 	for _, s := range list {
-		require.NotContains(t, out.String(), s, "nor does the transcript show a secret")
+		require.NotContains(t, out, s, "nor does the transcript show a secret")
 	}
 }
 
@@ -76,21 +69,17 @@ func TestBrowserDashboard(t *testing.T) {
 	chromium := analyticstest.Chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var out bytes.Buffer
-	srv, err := runStory(ctx, &out, storyOptions{logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NotNil(t, srv)
-	defer srv.close()
-	require.NoError(t, err, out.String())
-	require.NoError(t, srv.stack.Analytics().Flush(ctx))
+	d, _ := playStory(ctx, t, Options{}, PlayOptions{})
+	require.NoError(t, d.Flush(ctx))
 
 	// The browser gets the dashboard over plain HTTP on loopback (it does
 	// not trust the example's throwaway CA), with the operator's Basic
 	// credentials.
 	mux := http.NewServeMux()
-	srv.stack.Mount(mux)
+	d.Instances[0].Stack.Mount(mux)
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
-	url := "http://operator:" + srv.operatorToken + "@" + strings.TrimPrefix(ts.URL, "http://") + "/moat/analytics/?range=1h"
+	url := "http://operator:" + d.OperatorToken + "@" + strings.TrimPrefix(ts.URL, "http://") + "/moat/analytics/?range=1h"
 	dir := t.TempDir()
 	if keep := os.Getenv("MOAT_BROWSER_SHOTS"); keep != "" {
 		dir = keep // keep the screenshot

@@ -1,4 +1,4 @@
-package main
+package story
 
 import (
 	"crypto/ecdsa"
