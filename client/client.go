@@ -79,7 +79,12 @@ type Client struct {
 	refreshToken string
 	authSession  string
 	scope        []string
-	nonces       map[string]string // DPoP nonce per origin
+	// pending is the step-up (acr values, max age) that the current auth
+	// session is being challenged for: when the session ends before it
+	// completes, the new session asks for it again instead of silently
+	// dropping it.
+	pending *stepUpDemand
+	nonces  map[string]string // DPoP nonce per origin
 }
 
 type metadata struct {
@@ -356,9 +361,19 @@ func (c *Client) Answer(ctx context.Context, answers map[string]any) error {
 	return c.authorize(ctx, nil, nil, -1, answers)
 }
 
+// stepUpDemand is what a step-up asked for.
+type stepUpDemand struct {
+	acrValues []string
+	maxAge    int
+}
+
 func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAge int, answers map[string]any) error {
 	c.mu.Lock()
-	clientID, session, lastScope := c.clientID, c.authSession, c.scope
+	clientID, session, lastScope, pending := c.clientID, c.authSession, c.scope, c.pending
+	if len(acrValues) > 0 || maxAge >= 0 {
+		pending = &stepUpDemand{acrValues: acrValues, maxAge: maxAge}
+		c.pending = pending
+	}
 	c.mu.Unlock()
 	if clientID == "" {
 		return ErrNotRegistered
@@ -402,11 +417,14 @@ func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAg
 			if err := c.exchange(ctx, ok.Code); err != nil {
 				return err
 			}
+			c.mu.Lock()
 			if len(scope) > 0 {
-				c.mu.Lock()
 				c.scope = scope
-				c.mu.Unlock()
 			}
+			if c.pending == pending {
+				c.pending = nil
+			}
+			c.mu.Unlock()
 			return nil
 		}
 		var oe *OAuthError
@@ -423,6 +441,16 @@ func (c *Client) authorize(ctx context.Context, scope, acrValues []string, maxAg
 			if req["scope"] == nil && len(lastScope) > 0 {
 				req["scope"] = strings.Join(lastScope, " ")
 			}
+			if pending != nil {
+				// the ended session was for a step-up: ask for it again
+				if len(pending.acrValues) > 0 {
+					req["acr_values"] = strings.Join(pending.acrValues, " ")
+				}
+				if pending.maxAge >= 0 {
+					req["max_age"] = pending.maxAge
+				}
+			}
+			delete(req, "answers")
 			continue
 		}
 		if s, _ := oe.Body["auth_session"].(string); s != "" {
