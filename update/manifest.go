@@ -181,6 +181,17 @@ func mustHex(s string) []byte {
 	return b
 }
 
+// CheckChannel returns an error wrapping [ErrMalformed] unless app and
+// platform are valid as a manifest's app id (1 to 128 of A-Z a-z 0-9 . _ -,
+// not starting with a dot) and platform (1 to 32 of a-z 0-9 _ -). Store
+// implementations call it before they use the two as names.
+func CheckChannel(app, platform string) error {
+	if !validAppID(app) || !validPlatform(platform) {
+		return fmt.Errorf("%w: invalid app id or platform", ErrMalformed)
+	}
+	return nil
+}
+
 func validAppID(s string) bool {
 	if s == "" || len(s) > 128 || s[0] == '.' {
 		return false
