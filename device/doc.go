@@ -66,12 +66,17 @@
 // again through a fill that raced with the change (fills that overlap an
 // invalidation are dropped). Other instances learn of the change through
 // the [Invalidator]: [LocalInvalidator] delivers within one process; the
-// Redis backend (github.com/moatsec/moat/stores/redis) will publish each
-// [Invalidation] on a channel every instance subscribes to, and deliver
-// Invalidation{All: true} after reconnecting, since messages may have been
-// lost meanwhile. Until then, instances sharing a PostgreSQL store see
-// each other's changes within 1.25 × CacheTTL. Because every protected
-// request is checked, a block does not wait for access tokens to expire.
+// Redis backend (redis.NewInvalidator in github.com/moatsec/moat/stores/redis)
+// publishes each [Invalidation] on a channel every instance subscribes to,
+// and delivers Invalidation{All: true} after reconnecting, since messages
+// may have been lost meanwhile. Measured on three instances in one process
+// sharing Redis and PostgreSQL (examples/travel/instances,
+// TestStolenOnEveryInstance, 100 trials on a 2-core machine): from the
+// operator's change to the other instances' refusal, p50 about 3.5 ms and
+// p99 7-11 ms, the very next request refused in every trial. Without a
+// shared Invalidator, instances sharing a PostgreSQL store see each
+// other's changes within 1.25 × CacheTTL. Because every protected request
+// is checked, a block does not wait for access tokens to expire.
 //
 // # Security properties and limits
 //

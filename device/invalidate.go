@@ -29,8 +29,9 @@ type Invalidation struct {
 // on a channel that every instance subscribes to, and delivers
 // Invalidation{All: true} to its subscribers whenever its subscription
 // (re)connects, since it may have missed messages while disconnected.
-// Until it lands, instances sharing a PostgreSQL store see each other's
-// changes after their cache entries expire (Config.CacheTTL).
+// Without a shared implementation, instances sharing a PostgreSQL store
+// see each other's changes only after their cache entries expire
+// (Config.CacheTTL).
 type Invalidator interface {
 	// Publish delivers inv to every subscriber. An error means some
 	// subscribers (other instances) may not have received it.

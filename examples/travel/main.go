@@ -17,13 +17,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"time"
 
 	"github.com/moatsec/moat/examples/travel/internal/story"
@@ -37,32 +35,8 @@ func main() {
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if err := run(*serve, logger); err != nil {
+	if err := story.Main(story.Options{Addr: *serve, Logger: logger}, 60*time.Second); err != nil {
 		fmt.Fprintln(os.Stderr, "\nFAILED:", err)
 		os.Exit(1)
 	}
-}
-
-func run(serve string, logger *slog.Logger) error {
-	opts := story.Options{Addr: serve, Logger: logger}
-	if serve != "" {
-		opts.OnSMS = story.PrintSMS(os.Stdout)
-	}
-	d, err := story.Start(opts)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if serve != "" {
-		if err := story.PrintServing(os.Stdout, d); err != nil {
-			return err
-		}
-		stop := make(chan os.Signal, 1)
-		signal.Notify(stop, os.Interrupt)
-		<-stop
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	return story.Play(ctx, d, os.Stdout, story.PlayOptions{})
 }

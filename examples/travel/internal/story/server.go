@@ -162,6 +162,7 @@ type shared struct {
 	keys         *auth.KeySet
 	updates      *update.ServerConfig
 	analyticsKey []byte
+	codeKey      []byte
 	users        *stepup.MemoryDirectory
 	hasher       *stepup.PasswordHasher
 	phones       stepup.DestinationMap
@@ -240,8 +241,15 @@ func Start(opts Options) (*Deployment, error) {
 	if d.OperatorToken, err = randomToken(); err != nil {
 		return nil, err
 	}
-	sh.analyticsKey = make([]byte, 32)
+	// The analytics' device-id key, and the key under which pending SMS
+	// codes are hashed: every instance must hold the same, or a code sent
+	// by one instance would not check on another (from a secret store in
+	// production).
+	sh.analyticsKey, sh.codeKey = make([]byte, 32), make([]byte, 32)
 	if _, err := rand.Read(sh.analyticsKey); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(sh.codeKey); err != nil {
 		return nil, err
 	}
 
@@ -289,7 +297,7 @@ func (sh *shared) start(ln net.Listener, name string) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	sms, err := stepup.NewSMSCheck(stepup.CodeConfig{Name: checkSMS, Store: store, Sender: d.Outbox, Destinations: sh.phones})
+	sms, err := stepup.NewSMSCheck(stepup.CodeConfig{Name: checkSMS, Store: store, Sender: d.Outbox, Destinations: sh.phones, HashKey: sh.codeKey})
 	if err != nil {
 		return nil, err
 	}
@@ -384,18 +392,23 @@ func (d *Deployment) balance() {
 	}
 }
 
-// transportTo returns a transport that trusts the deployment's CA and
-// sends every request to instance in, whatever the URL's host: what a
-// test uses to reach one instance behind the balancer.
-func (d *Deployment) transportTo(in *Instance) *http.Transport {
-	var dialer net.Dialer
-	return &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: d.certs.pool},
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, in.Addr)
-		},
+type instanceKey struct{}
+
+// At returns a context whose requests go to instance in, not through the
+// balancer (a test reaching one instance directly). With one instance it
+// changes nothing.
+func At(ctx context.Context, in *Instance) context.Context {
+	return context.WithValue(ctx, instanceKey{}, in)
+}
+
+// dialInstance dials the instance that the request's context names (see
+// [At]), or else addr.
+func dialInstance(ctx context.Context, network, addr string) (net.Conn, error) {
+	if in, _ := ctx.Value(instanceKey{}).(*Instance); in != nil && in.Name != "" {
+		addr = in.Addr
 	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
 func pipe(conn net.Conn, addr string) {

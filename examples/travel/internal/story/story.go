@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -31,15 +32,13 @@ import (
 // story is the scripted app side: several app installations and the
 // support desk, talking to the server over pinned HTTPS.
 type story struct {
-	dir   string // the apps' installation directories
-	d     *Deployment
-	certs *certs
-	t     *transcript
-	http  *http.Client // pinned, with the transcript
-	pins  *pinning.Set
-	// verifier pins the server's key.
-	verifier *pinning.Verifier
-	reports  *pinning.ReportSender
+	dir     string // the apps' installation directories
+	d       *Deployment
+	certs   *certs
+	t       *transcript
+	http    *http.Client // pinned, with the transcript
+	pins    *pinning.Set
+	reports *pinning.ReportSender
 }
 
 func newStory(d *Deployment, out io.Writer, dir string, secret func(string)) (*story, error) {
@@ -71,15 +70,16 @@ func newStory(d *Deployment, out io.Writer, dir string, secret func(string)) (*s
 	if err != nil {
 		return nil, err
 	}
-	// With several instances, every request opens a new connection, so the
-	// balancer hands the calls to the instances in turn.
-	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}, ForceAttemptHTTP2: true, DisableKeepAlives: rotate}
+	// With several instances, every request opens a new HTTP/1.1
+	// connection (HTTP/2 would share one among concurrent requests), so
+	// the balancer hands the calls to the instances in turn.
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool}, ForceAttemptHTTP2: !rotate, DisableKeepAlives: rotate, DialContext: dialInstance}
 	pinned, err := v.Transport(base)
 	if err != nil {
 		return nil, err
 	}
 	t := &transcript{w: out}
-	return &story{dir: dir, d: d, certs: c, t: t, pins: set, reports: reports, verifier: v,
+	return &story{dir: dir, d: d, certs: c, t: t, pins: set, reports: reports,
 		http: &http.Client{Transport: &transport{base: pinned, t: t, secret: secret}, Timeout: 10 * time.Second}}, nil
 }
 
@@ -96,6 +96,8 @@ type appSpec struct {
 	name, username, deviceID, platform, channel, version string
 	// wrongSMS makes the user type wrong SMS codes.
 	wrongSMS bool
+	// sms, when set, answers SMS challenges instead.
+	sms func(context.Context) (string, error)
 }
 
 func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
@@ -130,7 +132,11 @@ func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
 			checkLogin: func(context.Context, json.RawMessage) (any, error) {
 				return stepup.PasswordAnswer{Username: spec.username, Password: password}, nil
 			},
-			checkSMS: func(context.Context, json.RawMessage) (any, error) {
+			checkSMS: func(ctx context.Context, _ json.RawMessage) (any, error) {
+				if spec.sms != nil {
+					code, err := spec.sms(ctx)
+					return stepup.CodeAnswer{Code: code}, err
+				}
 				if spec.wrongSMS {
 					return stepup.CodeAnswer{Code: "000000"}, nil
 				}
@@ -147,8 +153,8 @@ func (s *story) newApp(ctx context.Context, spec appSpec) (*app, error) {
 	return &app{Client: c, name: spec.name, updates: updates}, nil
 }
 
-func (s *story) call(a *app, method, path string) (*http.Response, error) {
-	req, err := http.NewRequest(method, s.d.Issuer+path, nil)
+func (s *story) call(ctx context.Context, a *app, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.d.Issuer+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -162,8 +168,8 @@ func (s *story) call(a *app, method, path string) (*http.Response, error) {
 }
 
 // expectStatus calls path and wants status.
-func (s *story) expectStatus(a *app, method, path string, status int) (*http.Response, error) {
-	resp, err := s.call(a, method, path)
+func (s *story) expectStatus(ctx context.Context, a *app, method, path string, status int) (*http.Response, error) {
+	resp, err := s.call(ctx, a, method, path)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -237,13 +243,13 @@ func (s *story) run(ctx context.Context) error {
 	}
 
 	t.step("3. alice reads her reservation")
-	if _, err := s.expectStatus(alice, "GET", "/reservations/42", http.StatusOK); err != nil {
+	if _, err := s.expectStatus(ctx, alice, "GET", "/reservations/42", http.StatusOK); err != nil {
 		return err
 	}
 
 	t.step("4. alice pays: the API asks for an SMS code (step-up), read from the example's outbox")
 	mark := t.mark()
-	if _, err := s.expectStatus(alice, "POST", "/reservations/42/pay", http.StatusOK); err != nil {
+	if _, err := s.expectStatus(ctx, alice, "POST", "/reservations/42/pay", http.StatusOK); err != nil {
 		return err
 	}
 	if !t.sawCode(mark, "insufficient_user_authentication") {
@@ -262,7 +268,7 @@ func (s *story) run(ctx context.Context) error {
 	if err := bob.Authorize(ctx, scopeRead, scopePay); err != nil {
 		return fmt.Errorf("bob signing in: %w", err)
 	}
-	_, err = s.call(bob, "POST", "/reservations/7/pay")
+	_, err = s.call(ctx, bob, "POST", "/reservations/7/pay")
 	if err := expectError("bob paying with wrong codes", err, client.ErrCheckBlocked); err != nil {
 		return err
 	}
@@ -291,7 +297,7 @@ func (s *story) run(ctx context.Context) error {
 	if err := watch.Authorize(ctx, scopeRead); err != nil {
 		return fmt.Errorf("the watch signing in: %w", err)
 	}
-	if _, err := s.expectStatus(watch, "GET", "/reservations/42", http.StatusOK); err != nil {
+	if _, err := s.expectStatus(ctx, watch, "GET", "/reservations/42", http.StatusOK); err != nil {
 		return err
 	}
 
@@ -300,11 +306,11 @@ func (s *story) run(ctx context.Context) error {
 		return err
 	}
 	t.step("9. the stolen phone is refused on its very next call")
-	_, err = s.call(alice, "GET", "/reservations/42")
+	_, err = s.call(ctx, alice, "GET", "/reservations/42")
 	if err := expectError("the stolen phone", err, client.ErrDeviceBlocked); err != nil {
 		return err
 	}
-	if _, err := s.expectStatus(watch, "GET", "/reservations/42", http.StatusOK); err != nil {
+	if _, err := s.expectStatus(ctx, watch, "GET", "/reservations/42", http.StatusOK); err != nil {
 		return fmt.Errorf("the watch after the phone was blocked: %w", err)
 	}
 
@@ -317,14 +323,14 @@ func (s *story) run(ctx context.Context) error {
 	if err := s.operator(ctx, "PUT", "/policies/"+appID+"/ios", policy); err != nil {
 		return err
 	}
-	resp, err := s.expectStatus(bob, "GET", "/reservations/42", http.StatusOK)
+	resp, err := s.expectStatus(ctx, bob, "GET", "/reservations/42", http.StatusOK)
 	if err != nil {
 		return err
 	}
 	if resp.Header.Get("Moat-App-Version-Notice") == "" {
 		return errors.New("no version notice on the first call after notify")
 	}
-	resp, err = s.expectStatus(bob, "GET", "/reservations/42", http.StatusOK)
+	resp, err = s.expectStatus(ctx, bob, "GET", "/reservations/42", http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -349,7 +355,7 @@ func (s *story) run(ctx context.Context) error {
 	if errors.As(err, &oe) {
 		t.note("message: %q, download: %s", oe.Message(), oe.DownloadURL())
 	}
-	_, err = s.call(bob, "GET", "/reservations/42")
+	_, err = s.call(ctx, bob, "GET", "/reservations/42")
 	if err := expectError("bob's phone on 1.10.0", err, client.ErrAppVersionBlocked); err != nil {
 		return err
 	}
@@ -379,7 +385,7 @@ func (s *story) run(ctx context.Context) error {
 		return err
 	}
 	mark = t.mark()
-	if _, err := s.expectStatus(phone2, "GET", "/reservations/42", http.StatusOK); err != nil {
+	if _, err := s.expectStatus(ctx, phone2, "GET", "/reservations/42", http.StatusOK); err != nil {
 		return err
 	}
 	if !t.sawCode(mark, "update_required") {
@@ -449,16 +455,12 @@ func (s *story) waitReportSent(ctx context.Context) error {
 // operatorGet reads a JSON answer from an operator-only endpoint of one
 // instance.
 func (s *story) operatorGet(ctx context.Context, in *Instance, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", s.d.Issuer+path, nil)
+	req, err := http.NewRequestWithContext(At(ctx, in), "GET", s.d.Issuer+path, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+s.d.OperatorToken)
-	hc, err := s.clientFor(in)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -467,19 +469,6 @@ func (s *story) operatorGet(ctx context.Context, in *Instance, path string, v an
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// clientFor returns the story's pinned HTTP client, or, with several
-// instances, one that sends every request to instance in.
-func (s *story) clientFor(in *Instance) (*http.Client, error) {
-	if len(s.d.Instances) == 1 {
-		return s.http, nil
-	}
-	pinned, err := s.verifier.Transport(s.d.transportTo(in))
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Transport: &transport{base: pinned, t: s.t}, Timeout: 10 * time.Second}, nil
 }
 
 // unpinnedServerRefused starts a server whose certificate chains to the
@@ -570,4 +559,98 @@ func PrintSMS(w io.Writer) func(stepup.Message) {
 	return func(m stepup.Message) {
 		fmt.Fprintf(w, "  SMS to %s for %s: %s (the development outbox prints it; a real server sends it)\n", m.To, m.User, m.Code)
 	}
+}
+
+// Driver drives a deployment step by step, for tests that play parts of
+// the story on chosen instances (see [At]).
+type Driver struct{ s *story }
+
+// NewDriver returns a driver that prints its exchanges to out.
+func NewDriver(d *Deployment, out io.Writer) (*Driver, error) {
+	dir, err := os.MkdirTemp("", "moat-travel-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := newStory(d, out, dir, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Driver{s: s}, nil
+}
+
+// Close releases the driver's files.
+func (dr *Driver) Close() {
+	dr.s.close()
+	os.RemoveAll(dr.s.dir)
+}
+
+// NewApp installs the iOS app (version 2.0.0) for user ("alice" or "bob")
+// on a phone deviceID, and registers it. sms, when set, answers SMS
+// challenges; nil reads the code the outbox sent.
+func (dr *Driver) NewApp(ctx context.Context, user, deviceID string, sms func(context.Context) (string, error)) (*client.Client, error) {
+	a, err := dr.s.newApp(ctx, appSpec{name: deviceID, username: user, deviceID: deviceID, platform: "ios", channel: "phone", version: "2.0.0", sms: sms})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Register(ctx); err != nil {
+		return nil, err
+	}
+	return a.Client, nil
+}
+
+// Call sends a request to the API with app c (through the balancer, or
+// to the instance ctx names) and returns the answer, body drained.
+func (dr *Driver) Call(ctx context.Context, c *client.Client, method, path string) (*http.Response, error) {
+	return dr.s.call(ctx, &app{Client: c}, method, path)
+}
+
+// Operator sends one request to the device operator API.
+func (dr *Driver) Operator(ctx context.Context, method, path string, body any) error {
+	return dr.s.operator(ctx, method, path, body)
+}
+
+// Scopes and checks of the travel API, for tests.
+const (
+	ScopeRead = scopeRead
+	ScopePay  = scopePay
+	CheckSMS  = checkSMS
+)
+
+// Phone returns user's phone number (where the outbox sends SMS codes).
+func Phone(user string) string {
+	for _, u := range users {
+		if u.username == user {
+			return u.phone
+		}
+	}
+	return ""
+}
+
+// Main is what the example commands run: it starts a deployment with
+// opts, then, when opts.Addr is set, tells on stdout how to reach it and
+// serves until interrupted; otherwise it plays the story against it within
+// timeout.
+func Main(opts Options, timeout time.Duration) error {
+	serve := opts.Addr != ""
+	if serve {
+		opts.OnSMS = PrintSMS(os.Stdout)
+	}
+	d, err := Start(opts)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if serve {
+		if err := PrintServing(os.Stdout, d); err != nil {
+			return err
+		}
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, os.Interrupt)
+		<-stop
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return Play(ctx, d, os.Stdout, PlayOptions{})
 }
