@@ -3,10 +3,14 @@ package moat_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,4 +193,136 @@ func TestStackConfigErrors(t *testing.T) {
 	_, err = moat.New(moat.Config{Auth: auth.Config{Store: kv.NewMemory(kv.MemoryConfig{}), RegistrationPolicy: auth.InsecureAcceptAllRegistrations}})
 	require.Error(t, err, "the stack builds the registration policy itself")
 	_ = time.Second
+}
+
+var errDown = errors.New("store down")
+
+// brokenKV fails every operation while broken is set.
+type brokenKV struct {
+	kv.Store
+	broken atomic.Bool
+}
+
+func (b *brokenKV) Get(ctx context.Context, k string) (kv.Item, error) {
+	if b.broken.Load() {
+		return kv.Item{}, errDown
+	}
+	return b.Store.Get(ctx, k)
+}
+
+func (b *brokenKV) Set(ctx context.Context, k string, v []byte, ttl time.Duration) (uint64, error) {
+	if b.broken.Load() {
+		return 0, errDown
+	}
+	return b.Store.Set(ctx, k, v, ttl)
+}
+
+func (b *brokenKV) CompareAndSet(ctx context.Context, k string, v []byte, ttl time.Duration, ver uint64) (uint64, error) {
+	if b.broken.Load() {
+		return 0, errDown
+	}
+	return b.Store.CompareAndSet(ctx, k, v, ttl, ver)
+}
+
+func (b *brokenKV) Delete(ctx context.Context, k string) error {
+	if b.broken.Load() {
+		return errDown
+	}
+	return b.Store.Delete(ctx, k)
+}
+
+func (b *brokenKV) Consume(ctx context.Context, k string) (kv.Item, error) {
+	if b.broken.Load() {
+		return kv.Item{}, errDown
+	}
+	return b.Store.Consume(ctx, k)
+}
+
+func (b *brokenKV) Increment(ctx context.Context, k string, d int64, ttl time.Duration) (int64, error) {
+	if b.broken.Load() {
+		return 0, errDown
+	}
+	return b.Store.Increment(ctx, k, d, ttl)
+}
+
+// brokenDevices fails the device registry's reads and writes while broken
+// is set.
+type brokenDevices struct {
+	device.Store
+	broken atomic.Bool
+}
+
+func (b *brokenDevices) State(ctx context.Context, d, a string) (device.State, error) {
+	if b.broken.Load() {
+		return device.State{}, errDown
+	}
+	return b.Store.State(ctx, d, a)
+}
+
+func (b *brokenDevices) Policy(ctx context.Context, a, p string) (device.Policy, error) {
+	if b.broken.Load() {
+		return device.Policy{}, errDown
+	}
+	return b.Store.Policy(ctx, a, p)
+}
+
+func (b *brokenDevices) Seen(ctx context.Context, sg device.Sighting) error {
+	if b.broken.Load() {
+		return errDown
+	}
+	return b.Store.Seen(ctx, sg)
+}
+
+// A store error anywhere on a request path is answered 503, never a pass:
+// the device registry on a protected request, a refresh and a
+// registration; the shared kv store on a protected request (DPoP replay
+// cache), a refresh and a sign-in.
+func TestStackStoreFailuresFailClosed(t *testing.T) {
+	t.Parallel()
+	kvs, devs := &brokenKV{}, &brokenDevices{}
+	e := newEnv(t, func(c *moat.Config) {
+		kvs.Store, c.Auth.Store = c.Auth.Store, kvs
+		devs.Store, c.Devices.Store = c.Devices.Store, devs
+		c.Devices.CacheTTL = -1 // every check reads the store
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	})
+	ctx := context.Background()
+	c := e.app("dev-1", "1.0.0")
+	require.NoError(t, c.Register(ctx))
+	require.NoError(t, c.Authorize(ctx, "read"))
+	unavailable := func(what string, err error) {
+		t.Helper()
+		var oe *client.OAuthError
+		require.ErrorAs(t, err, &oe, what)
+		require.Equal(t, http.StatusServiceUnavailable, oe.Status, what)
+		require.Equal(t, "temporarily_unavailable", oe.Code, what)
+		require.NotContains(t, oe.Description, "store down", what)
+	}
+	read := func(what string) {
+		t.Helper()
+		resp, err := e.get(c, "/read")
+		require.NoError(t, err, what)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, what)
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		require.Equal(t, "temporarily_unavailable", body["error"], what)
+	}
+
+	devs.broken.Store(true)
+	read("device store down, protected request")
+	unavailable("device store down, refresh", c.Refresh(ctx))
+	unavailable("device store down, registration", e.app("dev-2", "1.0.0").Register(ctx))
+	devs.broken.Store(false)
+
+	kvs.broken.Store(true)
+	read("kv store down, protected request")
+	unavailable("kv store down, refresh", c.Refresh(ctx))
+	unavailable("kv store down, sign-in", c.Authorize(ctx, "read"))
+	kvs.broken.Store(false)
+
+	resp, err := e.get(c, "/read")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "back to normal once the stores are")
+	resp.Body.Close()
 }

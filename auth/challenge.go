@@ -116,7 +116,15 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, http.StatusBadRequest, CodeInvalidRequest, "client_id or auth_session is required")
 			return
 		}
-		sess = &authSession{ClientID: req.ClientID, JKT: proof.KeyThumbprint}
+		// The session's public id exists before its first check runs, so
+		// that every check of the session, the first one too, sees the
+		// same CheckRequest.SessionID.
+		id, err := randomToken(12)
+		if err != nil {
+			s.unavailable(w, r, "making session id", err)
+			return
+		}
+		sess = &authSession{ID: id, ClientID: req.ClientID, JKT: proof.KeyThumbprint}
 	}
 
 	client, ok := s.publicClient(w, r, sess.ClientID, proof)

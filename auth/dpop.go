@@ -219,7 +219,9 @@ func (v *DPoPVerifier) Verify(ctx context.Context, proof string, req DPoPRequest
 		return nil, fmt.Errorf("%w: iat missing", ErrInvalidDPoPProof)
 	}
 	now := v.cfg.Now()
-	iat := time.Unix(0, 0).Add(time.Duration(math.Max(math.Min(*c.IAT, 1e10), -1e10) * float64(time.Second)))
+	// Clamped so that the conversion to a Duration cannot overflow (about
+	// ±292 years fit); anything that far off is outside the window anyway.
+	iat := time.Unix(0, 0).Add(time.Duration(math.Max(math.Min(*c.IAT, 9e9), -9e9) * float64(time.Second)))
 	if d := now.Sub(iat); d > v.cfg.Window || d < -v.cfg.Window {
 		return nil, fmt.Errorf("%w: iat outside the accepted window", ErrInvalidDPoPProof)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -486,6 +487,11 @@ func TestRegistrationRefusals(t *testing.T) {
 	status, out = send(b, regProof())
 	require.Equal(t, http.StatusBadRequest, status, "nonce reused")
 	require.Contains(t, out["error_description"], "nonce")
+	b = r.registration()
+	h.clock.Advance(auth.DefaultNonceTTL + time.Second)
+	status, out = send(b, regProof())
+	require.Equal(t, http.StatusBadRequest, status, "nonce expired")
+	require.Contains(t, out["error_description"], "nonce")
 
 	// Malformed bodies and content types.
 	for _, body := range []string{"", "null", "{", `{"app_id":5}`, `{"extra":1}`} {
@@ -688,4 +694,372 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	k := keys[0].(map[string]any)
 	require.Equal(t, h.keys.CurrentKeyID(), k["kid"])
 	require.NotContains(t, k, "d", "never a private key")
+}
+
+// Auth sessions: reused after the token endpoint retired them, or
+// presented with another client's id, are refused with invalid_session.
+// (Expired and foreign-key sessions: TestChallengeEndpointRefusals.)
+func TestAuthSessionReuse(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.raw()
+	r.register()
+	other := h.raw()
+	other.register()
+
+	status, out := r.challenge(map[string]any{"client_id": r.id, "scope": "reservations"})
+	require.Equal(t, http.StatusUnauthorized, status)
+	sess := out["auth_session"].(string)
+	status, out = r.challenge(map[string]any{"auth_session": sess, "client_id": other.id})
+	require.Equal(t, http.StatusBadRequest, status, "the session with another client's id")
+	require.Equal(t, "invalid_session", out["error"])
+
+	status, out = r.challenge(map[string]any{"auth_session": sess,
+		"answers": map[string]any{"UserLogin": map[string]string{"username": "alice", "password": "correct horse"}}})
+	require.Equal(t, http.StatusOK, status, out)
+	status, tok := r.token(url.Values{"grant_type": {"authorization_code"}, "code": {out["authorization_code"].(string)}})
+	require.Equal(t, http.StatusOK, status, tok)
+	next := tok["auth_session"].(string)
+	require.NotEqual(t, sess, next)
+
+	status, out = r.challenge(map[string]any{"auth_session": sess, "acr_values": acrMFA})
+	require.Equal(t, http.StatusBadRequest, status, "the retired session value is reused")
+	require.Equal(t, "invalid_session", out["error"])
+	status, out = other.challenge(map[string]any{"auth_session": next, "acr_values": acrMFA})
+	require.Equal(t, http.StatusBadRequest, status, "the new session with another key")
+	require.Equal(t, "invalid_session", out["error"])
+	status, out = r.challenge(map[string]any{"auth_session": next, "acr_values": acrMFA})
+	require.Equal(t, http.StatusUnauthorized, status, "the new session steps up")
+	require.Contains(t, out["challenges"], "SMSOTP")
+	require.NotContains(t, out["challenges"], "UserLogin", "only the missing factor is asked")
+}
+
+type refusingCheck struct{}
+
+func (refusingCheck) Name() string { return "AppBan" }
+
+func (refusingCheck) Authorize(context.Context, *auth.CheckRequest) (auth.CheckResult, error) {
+	return auth.CheckResult{Status: auth.CheckRefused, Reason: "app_banned"}, nil
+}
+
+// The mandatory checks (the application scope) run for every
+// authorization, even of a scope mapped to no check.
+func TestMandatoryChecksRunForEveryAuthorization(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.raw()
+	r.register()
+	calls := h.app.calls
+	status, out := r.challenge(map[string]any{"client_id": r.id, "scope": "public"})
+	require.Equal(t, http.StatusOK, status, out)
+	require.Greater(t, h.app.calls, calls, "the mandatory check ran")
+
+	h = newHarness(t, func(c *auth.Config) {
+		c.Checks = append(c.Checks, refusingCheck{})
+		c.MandatoryChecks = append(c.MandatoryChecks, "AppBan")
+	})
+	r = h.raw()
+	r.register()
+	for _, scope := range []string{"public", "reservations"} {
+		status, out = r.challenge(map[string]any{"client_id": r.id, "scope": scope})
+		require.Equal(t, http.StatusForbidden, status, scope)
+		require.Equal(t, "access_denied", out["error"], scope)
+		require.Equal(t, "AppBan", out["check"], scope)
+	}
+}
+
+// Scope rules per app and per channel: the most specific rule wins (app
+// and channel, then app, then channel, then neither).
+func TestScopeRulesPerAppAndChannel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *auth.Config) {
+		c.Scopes = append(c.Scopes,
+			auth.ScopeRule{Scope: "reservations", Channel: "watch", Checks: []string{"AppCheck"}},
+			auth.ScopeRule{Scope: "reservations", AppID: "com.example.kiosk", Checks: []string{"UserLogin", "SMSOTP"}},
+		)
+	})
+	registerAs := func(appID, channel string) *raw {
+		r := h.raw()
+		b := r.registration()
+		b["app_id"], b["channel"] = appID, channel
+		status, out, _ := r.do("POST", "/oauth/register", b, "application/json",
+			map[string]string{"DPoP": r.proof("POST", "/oauth/register", "")})
+		require.Equal(t, http.StatusCreated, status, out)
+		r.id = out["client_id"].(string)
+		return r
+	}
+	firstChallenge := func(r *raw) (int, map[string]any) {
+		return r.challenge(map[string]any{"client_id": r.id, "scope": "reservations"})
+	}
+
+	status, out := firstChallenge(registerAs("com.example.travel", "phone"))
+	require.Equal(t, http.StatusUnauthorized, status, "the general rule: the password")
+	require.Contains(t, out["challenges"], "UserLogin")
+
+	status, out = firstChallenge(registerAs("com.example.travel", "watch"))
+	require.Equal(t, http.StatusOK, status, "the watch rule: the application check only")
+
+	for _, channel := range []string{"phone", "watch"} {
+		kiosk := registerAs("com.example.kiosk", channel)
+		status, out = firstChallenge(kiosk)
+		require.Equal(t, http.StatusUnauthorized, status, channel)
+		require.Contains(t, out["challenges"], "UserLogin", "the app's rule beats the channel's (%s)", channel)
+		status, out = kiosk.challenge(map[string]any{"auth_session": out["auth_session"],
+			"answers": map[string]any{"UserLogin": map[string]string{"username": "alice", "password": "correct horse"}}})
+		require.Equal(t, http.StatusUnauthorized, status)
+		require.Contains(t, out["challenges"], "SMSOTP", "the app's rule maps to two checks (%s)", channel)
+	}
+}
+
+// The endpoints live under a configurable prefix, found through discovery.
+func TestCustomPrefix(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *auth.Config) { c.Prefix = "/auth/v1" })
+	c := h.newClient("d-prefix", "alice", "correct horse")
+	require.NoError(t, c.Authorize(context.Background(), "reservations"))
+	resp, err := h.get(c, "/reservations/1")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp.Body.Close()
+	status, _, _ := h.raw().do("POST", "/oauth/nonce", nil, "", nil)
+	require.Equal(t, http.StatusNotFound, status, "nothing under the default prefix")
+	_, err = auth.NewServer(auth.Config{Issuer: "https://a.example", Prefix: "oauth/", Store: kv.NewMemory(kv.MemoryConfig{}),
+		Clients: auth.NewMemoryClients(), Keys: h.keys, RegistrationPolicy: auth.InsecureAcceptAllRegistrations})
+	require.ErrorIs(t, err, auth.ErrInvalidConfiguration)
+}
+
+// Access tokens signed with EdDSA validate; after a rotation new tokens
+// use the new key, tokens of the previous key still validate, and the JWKS
+// serves both.
+func TestEdDSATokensAndRotation(t *testing.T) {
+	t.Parallel()
+	ed, err := auth.GenerateSigningKey(auth.AlgEdDSA)
+	require.NoError(t, err)
+	ks, err := auth.NewKeySet(ed, 1)
+	require.NoError(t, err)
+	h := newHarness(t, func(c *auth.Config) { c.Keys = ks })
+	r := h.raw()
+	r.register()
+	alg := func(tok string) string {
+		var hdr struct{ Alg, Kid string }
+		b, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(b, &hdr))
+		return hdr.Alg
+	}
+	_, tok := r.token(url.Values{"grant_type": {"authorization_code"}, "code": {r.code("reservations")}})
+	old := tok["access_token"].(string)
+	require.Equal(t, auth.AlgEdDSA, alg(old))
+	_, err = h.srv.Validator().Validate(old)
+	require.NoError(t, err)
+
+	es, err := auth.GenerateSigningKey(auth.AlgES256)
+	require.NoError(t, err)
+	require.NoError(t, ks.Rotate(es))
+	status, tok := r.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+	require.Equal(t, http.StatusOK, status, tok)
+	require.Equal(t, auth.AlgES256, alg(tok["access_token"].(string)))
+	_, err = h.srv.Validator().Validate(old)
+	require.NoError(t, err, "a token of the previous key still validates")
+	status, out, _ := r.do("GET", "/reservations/1", nil, "", map[string]string{"Authorization": "DPoP " + old, "DPoP": r.proof("GET", "/reservations/1", old)})
+	require.Equal(t, http.StatusOK, status, out)
+	_, jwks, _ := r.do("GET", "/oauth/jwks", nil, "", nil)
+	require.Len(t, jwks["keys"], 2, "current and previous keys")
+}
+
+// With RequireDPoPNonce, every proof must carry the server's nonce: a proof
+// without one is answered use_dpop_nonce with a DPoP-Nonce header, at the
+// server's endpoints and on resources, and the client retries with it.
+func TestDPoPServerNonce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *auth.Config) { c.RequireDPoPNonce = true })
+	r := h.raw()
+	status, out, hdr := r.do("POST", "/oauth/register", r.registration(), "application/json",
+		map[string]string{"DPoP": r.proof("POST", "/oauth/register", "")})
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, "use_dpop_nonce", out["error"])
+	require.NotEmpty(t, hdr.Get("DPoP-Nonce"))
+
+	c := h.newClient("d-nonce", "alice", "correct horse")
+	require.NoError(t, c.Authorize(context.Background(), "reservations"))
+	resp, err := h.get(c, "/reservations/1")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp.Body.Close()
+
+	at := c.AccessToken()
+	status, out, hdr = r.do("GET", "/reservations/1", nil, "", map[string]string{"Authorization": "DPoP " + at, "DPoP": r.proof("GET", "/reservations/1", at)})
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Equal(t, "use_dpop_nonce", out["error"])
+	require.NotEmpty(t, hdr.Get("DPoP-Nonce"))
+	require.Contains(t, hdr.Get("WWW-Authenticate"), `error="use_dpop_nonce"`)
+}
+
+// failingClients fails every call once broken is set.
+type failingClients struct {
+	auth.ClientStore
+	broken atomic.Bool
+}
+
+func (f *failingClients) CreateClient(ctx context.Context, c *auth.Client) error {
+	if f.broken.Load() {
+		return errStoreDown
+	}
+	return f.ClientStore.CreateClient(ctx, c)
+}
+
+func (f *failingClients) Client(ctx context.Context, id string) (*auth.Client, error) {
+	if f.broken.Load() {
+		return nil, errStoreDown
+	}
+	return f.ClientStore.Client(ctx, id)
+}
+
+// A client store failure is answered 503, never a pass.
+func TestClientStoreFailureFailsClosed(t *testing.T) {
+	t.Parallel()
+	fc := &failingClients{}
+	h := newHarness(t, func(c *auth.Config) {
+		fc.ClientStore = c.Clients
+		c.Clients = fc
+	})
+	r := h.raw()
+	r.register()
+	code := r.code("reservations")
+	reg := r.registration()
+	fc.broken.Store(true)
+
+	status, out, _ := r.do("POST", "/oauth/register", reg, "application/json", map[string]string{"DPoP": r.proof("POST", "/oauth/register", "")})
+	require.Equal(t, http.StatusServiceUnavailable, status, out)
+	status, out = r.challenge(map[string]any{"client_id": r.id, "scope": "reservations"})
+	require.Equal(t, http.StatusServiceUnavailable, status, out)
+	status, out = r.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}})
+	require.Equal(t, http.StatusServiceUnavailable, status, out)
+	require.Equal(t, "temporarily_unavailable", out["error"])
+	req, err := http.NewRequest("POST", h.issuer()+"/oauth/introspect", strings.NewReader("token=x"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("introspector", "introspector-secret")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp.Body.Close()
+}
+
+// Resource.Check is the middleware's twin for callers outside HTTP
+// middleware: a principal, a *ResourceError to answer, or a store error.
+func TestResourceCheckTwin(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.raw()
+	r.register()
+	_, tok := r.token(url.Values{"grant_type": {"authorization_code"}, "code": {r.code("reservations")}})
+	at := tok["access_token"].(string)
+	req := func(proof bool) *http.Request {
+		q, err := http.NewRequest("GET", h.issuer()+"/reservations/3", nil)
+		require.NoError(t, err)
+		q.Header.Set("Authorization", "DPoP "+at)
+		if proof {
+			q.Header.Set("DPoP", r.proof("GET", "/reservations/3", at))
+		}
+		return q
+	}
+	p, err := h.res.Check(req(true), "reservations")
+	require.NoError(t, err)
+	require.Equal(t, "alice", p.Subject)
+	require.Equal(t, r.id, p.ClientID)
+
+	var re *auth.ResourceError
+	_, err = h.res.Check(req(true), "reservations", "reports")
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, http.StatusForbidden, re.Status)
+	require.Equal(t, auth.CodeInsufficientScope, re.Code)
+
+	_, err = h.res.Check(req(false))
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, http.StatusUnauthorized, re.Status)
+	require.Equal(t, auth.CodeInvalidDPoPProof, re.Code)
+
+	q := req(true)
+	h.store.setBroken(true)
+	defer h.store.setBroken(false)
+	_, err = h.res.Check(q)
+	require.Error(t, err)
+	require.False(t, errors.As(err, &re), "a store failure is not a refusal: the caller answers 503")
+}
+
+// bothPolicy is a registration policy that is also a client policy.
+type bothPolicy struct{ refuse atomic.Bool }
+
+func (p *bothPolicy) AllowRegistration(context.Context, *auth.Registration, *auth.Client) error {
+	return nil
+}
+
+func (p *bothPolicy) AllowClient(context.Context, *auth.Client) error {
+	if p.refuse.Load() {
+		return &auth.Refusal{Code: "device_blocked", Description: "no longer allowed"}
+	}
+	return nil
+}
+
+// A registration policy that also implements ClientPolicy is asked again
+// at every refresh when Config.ClientPolicy is nil.
+func TestRegistrationPolicyReRunAtRefresh(t *testing.T) {
+	t.Parallel()
+	p := &bothPolicy{}
+	h := newHarness(t, func(c *auth.Config) { c.RegistrationPolicy, c.ClientPolicy = p, nil })
+	r := h.raw()
+	r.register()
+	_, tok := r.token(url.Values{"grant_type": {"authorization_code"}, "code": {r.code("reservations")}})
+	p.refuse.Store(true)
+	status, out := r.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+	require.Equal(t, http.StatusForbidden, status)
+	require.Equal(t, "device_blocked", out["error"])
+	status, _ = r.challenge(map[string]any{"client_id": r.id, "scope": "reservations"})
+	require.Equal(t, http.StatusForbidden, status, "nor sign in again")
+}
+
+// sessionCheck challenges once per session and records the SessionID of
+// every call.
+type sessionCheck struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (c *sessionCheck) Name() string { return "PerSession" }
+
+func (c *sessionCheck) Authorize(_ context.Context, req *auth.CheckRequest) (auth.CheckResult, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ids = append(c.ids, req.SessionID)
+	if req.Answer == nil {
+		return auth.CheckResult{Status: auth.CheckChallenge}, nil
+	}
+	return auth.CheckResult{Status: auth.CheckSuccess, AMR: []string{"otp"}, ValidFor: time.Minute}, nil
+}
+
+// Every check of one auth session sees the same, non-empty SessionID,
+// the first call of a new session too (a check that keeps a pending
+// challenge per session, like the SMS check, depends on it).
+func TestCheckRequestSessionID(t *testing.T) {
+	t.Parallel()
+	sc := &sessionCheck{}
+	h := newHarness(t, func(c *auth.Config) {
+		c.Checks = append(c.Checks, sc)
+		c.Scopes = append(c.Scopes, auth.ScopeRule{Scope: "otp", Checks: []string{"PerSession"}})
+	})
+	r := h.raw()
+	r.register()
+	status, out := r.challenge(map[string]any{"client_id": r.id, "scope": "otp"})
+	require.Equal(t, http.StatusUnauthorized, status, out)
+	status, out = r.challenge(map[string]any{"auth_session": out["auth_session"], "answers": map[string]any{"PerSession": map[string]any{}}})
+	require.Equal(t, http.StatusOK, status, out)
+	h.clock.Advance(2 * time.Minute) // the check's success has ended
+	status, out = r.challenge(map[string]any{"client_id": r.id, "scope": "public otp"})
+	require.Equal(t, http.StatusUnauthorized, status, out)
+	require.Len(t, sc.ids, 3)
+	require.NotEmpty(t, sc.ids[0], "the first call of a new session has the session's id")
+	require.Equal(t, sc.ids[0], sc.ids[1], "stable across the session's requests")
+	require.NotEqual(t, sc.ids[0], sc.ids[2], "another session, another id")
+	require.NotEmpty(t, sc.ids[2])
 }

@@ -16,7 +16,19 @@ import (
 func FuzzValidate(f *testing.F) {
 	fx := newTokenFixture(f)
 	good := fx.mint(f, fx.header(), fx.claims())
-	for _, s := range []string{good, good[:len(good)-2], "", "a.b.c", strings.Repeat(".", 100), "eyJhbGciOiJub25lIn0.e30."} {
+	parts := strings.Split(good, ".")
+	for _, s := range []string{
+		good, good[:len(good)-2], "", "a.b.c", strings.Repeat(".", 100), "eyJhbGciOiJub25lIn0.e30.",
+		// The malformed cases of issue 2: alg none/None, HS256, RS256
+		// under an ES256 kid, a JWE with a wrong IV length, empty
+		// segments, bad base64, a missing protected header.
+		b64JSON(f, map[string]any{"alg": "None", "typ": "at+jwt", "kid": fx.kid}) + "." + parts[1] + ".",
+		b64JSON(f, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": fx.kid}) + "." + parts[1] + "." + parts[2],
+		b64JSON(f, map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": fx.kid}) + "." + parts[1] + "." + parts[2],
+		"eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AAEC.Y3Q.dGFn",
+		"." + parts[1] + "." + parts[2], parts[0] + ".." + parts[2], parts[0] + "." + parts[1] + ".",
+		parts[0] + "!." + parts[1] + "." + parts[2], parts[0] + "=." + parts[1] + "." + parts[2],
+	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -78,6 +78,8 @@ func TestParseCompactJWSMalformed(t *testing.T) {
 		"two segments":            "eyJhbGciOiJFUzI1NiJ9.eyJhIjoxfQ",
 		"four segments":           good + ".x",
 		"JWE five segments":       "eyJhbGciOiJBMjU2S1ciLCJlbmMiOiJBMjU2R0NNIn0.a2V5.aXY.Y3Q.dGFn",
+		"JWE wrong IV length":     "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AAEC.Y3Q.dGFn",
+		"JWE empty IV":            "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0...Y3Q.dGFn",
 		"missing header":          ".eyJhIjoxfQ.c2ln",
 		"empty payload":           "eyJhbGciOiJFUzI1NiJ9..c2ln",
 		"empty signature":         "eyJhbGciOiJFUzI1NiJ9.eyJhIjoxfQ.",

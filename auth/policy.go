@@ -29,8 +29,9 @@ type Registration struct {
 }
 
 // RegistrationPolicy decides whether a client may register. It runs at
-// registration; the same policy is asked again at every token refresh
-// through [ClientPolicy] when it implements it.
+// registration; when it also implements [ClientPolicy] and
+// Config.ClientPolicy is nil, the server asks it again at every
+// authorization, refresh and introspection.
 type RegistrationPolicy interface {
 	// AllowRegistration returns nil to accept, a *Refusal to refuse with
 	// that error, or another error when it could not decide (refused with

@@ -48,7 +48,10 @@ func (p *Principal) HasAMR(method string) bool { return slices.Contains(p.AMR, m
 type principalKey struct{}
 
 // PrincipalFrom returns the principal the resource middleware stored in
-// ctx, if any.
+// ctx, if any. Treat it as read-only: the verified-token cache hands the
+// same *Principal to every request made with one token, so a change (to
+// Scope, say) would reach that token's later requests. Copy it to change
+// it.
 func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(*Principal)
 	return p, ok && p != nil

@@ -107,7 +107,8 @@ type Config struct {
 	RegistrationPolicy RegistrationPolicy
 	// ClientPolicy is asked at every authorization and refresh whether a
 	// registered client may go on (device status, app version). Nil means
-	// no such check; moat.Stack always sets it.
+	// RegistrationPolicy when it implements ClientPolicy, and otherwise no
+	// such check; moat.Stack always sets it.
 	ClientPolicy ClientPolicy
 	// ConfidentialClients are added to Clients at start (server-to-server
 	// callers using client_credentials and introspection).
@@ -223,6 +224,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cp, ok := cfg.RegistrationPolicy.(ClientPolicy); ok && cfg.ClientPolicy == nil {
+		cfg.ClientPolicy = cp
 	}
 
 	s := &Server{cfg: cfg, checks: make(map[string]Check), sso: make(map[string]bool)}

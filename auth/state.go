@@ -71,18 +71,19 @@ func (s *Server) getJSON(ctx context.Context, key string, v any) (found bool, ve
 	return true, it.Version, nil
 }
 
-// newSession creates a session for client and returns its secret value.
+// newSession stores sess as a new session (giving it a public id unless
+// it has one) and returns its secret value.
 func (s *Server) newSession(ctx context.Context, sess *authSession) (string, error) {
 	value, err := randomToken(32)
 	if err != nil {
 		return "", err
 	}
-	id, err := randomToken(12)
-	if err != nil {
-		return "", err
+	if sess.ID == "" {
+		if sess.ID, err = randomToken(12); err != nil {
+			return "", err
+		}
 	}
 	now := s.cfg.Now()
-	sess.ID = id
 	sess.Created = now.Unix()
 	sess.Expires = now.Add(s.cfg.RefreshTokenTTL).Unix()
 	if err := s.saveSession(ctx, value, sess); err != nil {
