@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -31,7 +32,7 @@ const maxJWKSSize = 1 << 20
 
 func runTokenInspect(ctx context.Context, std stdio, args []string) int {
 	fs := newFlags(std, "token inspect", "moat token inspect --jwks FILE_OR_URL --iss ISSUER --aud AUDIENCE [--alg ES256,EdDSA] [--at RFC3339] TOKEN|-")
-	jwksFlag := fs.String("jwks", "", "JWK Set of the issuer: a file path or an https URL (required)")
+	jwksFlag := fs.String("jwks", "", "JWK Set of the issuer: a file path or an https URL (http only on loopback) (required)")
 	iss := fs.String("iss", "", "expected issuer (required)")
 	aud := fs.String("aud", "", "expected audience (required)")
 	algs := fs.String("alg", "ES256,EdDSA", "allowed signature algorithms, comma-separated")
@@ -95,16 +96,33 @@ func runTokenInspect(ctx context.Context, std stdio, args []string) int {
 	return exitOK
 }
 
-// readJWKS reads a JWK Set from a file or an http(s) URL.
+// readJWKS reads a JWK Set from a file or an https URL (http only on a
+// loopback host: keys fetched in the clear could be anyone's).
 func readJWKS(ctx context.Context, where string) ([]byte, error) {
 	if strings.HasPrefix(where, "https://") || strings.HasPrefix(where, "http://") {
+		u, err := url.Parse(where)
+		if err != nil || u.Host == "" {
+			return nil, errors.New("the JWKS URL is not an absolute URL")
+		}
+		if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+			return nil, errors.New("fetch the JWKS over https (http only on a loopback host)")
+		}
 		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		hc := &http.Client{CheckRedirect: func(r *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			if r.URL.Scheme != "https" && !(r.URL.Scheme == "http" && loopbackHost(r.URL.Hostname())) {
+				return errors.New("redirected away from https")
+			}
+			return nil
+		}}
+		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("fetching JWKS: %w", err)
 		}

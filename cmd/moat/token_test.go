@@ -62,6 +62,9 @@ func TestTokenInspect(t *testing.T) {
 	require.Equal(t, exitRefused, code)
 	code, _, _ = runCLI(t, "", nil, append(base, "--jwks", filepath.Join(dir, "missing.json"), tok)...)
 	require.Equal(t, exitUsage, code)
+	code, _, errOut = runCLI(t, "", nil, append(base, "--jwks", "http://jwks.example/keys.json", tok)...)
+	require.Equal(t, exitUsage, code, "keys fetched in the clear from another host are refused, unfetched")
+	require.Contains(t, errOut, "https")
 	code, _, _ = runCLI(t, "", nil, "token", "frob")
 	require.Equal(t, exitUsage, code)
 }
