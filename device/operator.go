@@ -88,7 +88,7 @@ func NewOperatorHandler(c *Control, cfg OperatorConfig) (http.Handler, error) {
 	if c == nil {
 		return nil, errors.New("moat/device: operator handler needs a Control")
 	}
-	if cfg.Authorizer == nil {
+	if f, ok := cfg.Authorizer.(AuthorizerFunc); cfg.Authorizer == nil || (ok && f == nil) {
 		return nil, errors.New("moat/device: operator handler needs an Authorizer (moat has no built-in admin accounts)")
 	}
 	h := &operatorHandler{c: c, authz: cfg.Authorizer, log: cfg.Logger, mux: http.NewServeMux()}

@@ -78,6 +78,8 @@ func TestOperatorHandlerRequiresAuthorizer(t *testing.T) {
 	f := newFixture(t)
 	_, err := device.NewOperatorHandler(f.ctl, device.OperatorConfig{})
 	require.ErrorContains(t, err, "needs an Authorizer")
+	_, err = device.NewOperatorHandler(f.ctl, device.OperatorConfig{Authorizer: device.AuthorizerFunc(nil)})
+	require.ErrorContains(t, err, "needs an Authorizer", "a nil function is no authorizer either")
 	_, err = device.NewOperatorHandler(nil, device.OperatorConfig{Authorizer: device.AuthorizerFunc(func(*http.Request, device.Operation) (string, error) { return "x", nil })})
 	require.Error(t, err)
 }
@@ -105,6 +107,10 @@ func TestOperatorUnauthorizedChangesNothing(t *testing.T) {
 		{"", "PUT", "/devices/dev-1/status", `{"status":"stolen","reason":"x"}`, 401},
 		{"wrong-token-0123456789abcdef0123456789", "PUT", "/devices/dev-1/status", `{"status":"stolen","reason":"x"}`, 401},
 		{viewerToken, "PUT", "/devices/dev-1/status", `{"status":"stolen","reason":"x"}`, 403},
+		{"", "PUT", "/devices/dev-1/apps/" + app + "/status", `{"status":"disabled","reason":"x"}`, 401},
+		{viewerToken, "PUT", "/devices/dev-1/apps/" + app + "/status", `{"status":"disabled","reason":"x"}`, 403},
+		{"", "POST", "/devices/dev-1/unregister", `{"reason":"x"}`, 401},
+		{"Bearer", "PUT", "/devices/dev-1/status", `{"status":"stolen","reason":"x"}`, 401},
 		{viewerToken, "POST", "/devices/dev-1/unregister", `{"reason":"x"}`, 403},
 		{viewerToken, "PUT", "/policies/" + app + "/ios", `{"min_version":"9.0","reason":"x"}`, 403},
 		{"", "PUT", "/policies/" + app + "/ios", `{"min_version":"9.0","reason":"x"}`, 401},
@@ -120,6 +126,10 @@ func TestOperatorUnauthorizedChangesNothing(t *testing.T) {
 	d, err := o.ctl.Device(context.Background(), "dev-1")
 	require.NoError(t, err)
 	require.Equal(t, device.Active, d.Status)
+	require.Len(t, d.Apps, 1)
+	require.Equal(t, device.Active, d.Apps[0].Status)
+	_, err = o.ctl.Check(context.Background(), device.Client{DeviceID: "dev-1", AppID: app, Platform: platform, AppVersion: "1.0", ClientID: "client-dev-1"})
+	require.NoError(t, err, "the device still gets in")
 	_, err = o.ctl.Policy(context.Background(), app, "ios")
 	require.ErrorIs(t, err, device.ErrNotFound)
 	entries, err := o.ctl.Audit(context.Background(), device.AuditQuery{})

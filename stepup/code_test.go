@@ -266,3 +266,46 @@ func TestCodeCheckConfig(t *testing.T) {
 		require.ErrorIs(t, err, stepup.ErrInvalidConfig, name)
 	}
 }
+
+// Issue 2's bad-input case with a configured budget: after MaxFailures
+// wrong codes the challenge is blocked, the right code is refused while it
+// is, and accepted once the block ends (the code is still live then).
+func TestSMSCheckConfiguredBlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	out := stepup.NewOutbox()
+	c, err := stepup.NewSMSCheck(stepup.CodeConfig{
+		Name: "SMSOTP", Store: e.store, Sender: out,
+		Destinations: stepup.DestinationMap{"user-alice": "+33612345678"},
+		Lockout:      stepup.LockoutConfig{MaxFailures: 3, BlockFor: 2 * time.Minute},
+	})
+	require.NoError(t, err)
+	r, err := c.Authorize(ctx, e.req("user-alice", "s1", nil))
+	requireStatus(t, auth.CheckChallenge, r, err)
+	code := out.LastCode("+33612345678")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for left := 2; left > 0; left-- {
+		r, err = c.Authorize(ctx, e.req("user-alice", "s1", stepup.CodeAnswer{Code: wrong}))
+		requireStatus(t, auth.CheckChallenge, r, err)
+		require.Equal(t, stepup.ReasonWrongCode, r.Reason)
+		require.EqualValues(t, left, challengeJSON(t, r)["attempts_left"])
+	}
+	r, err = c.Authorize(ctx, e.req("user-alice", "s1", stepup.CodeAnswer{Code: wrong}))
+	requireStatus(t, auth.CheckBlocked, r, err)
+	require.Equal(t, e.clock.Now().Add(2*time.Minute), r.BlockedUntil)
+
+	e.clock.Advance(time.Minute)
+	r, err = c.Authorize(ctx, e.req("user-alice", "s1", stepup.CodeAnswer{Code: code}))
+	requireStatus(t, auth.CheckBlocked, r, err)
+	require.Equal(t, stepup.ReasonBlocked, r.Reason, "the right code is refused while blocked")
+	require.Len(t, out.Messages(), 1, "and no new code is sent")
+
+	e.clock.Advance(time.Minute)
+	r, err = c.Authorize(ctx, e.req("user-alice", "s1", stepup.CodeAnswer{Code: code}))
+	requireStatus(t, auth.CheckSuccess, r, err)
+	require.Equal(t, []string{"sms"}, r.AMR)
+}

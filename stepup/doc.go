@@ -68,11 +68,16 @@
 // blocked check refuses every answer, the right one too, until then (403
 // with when it unblocks). 50 failures without a success in between lock
 // the account until an operator unblocks it (the checks' Unblock method,
-// [Lockout.Reset]) or 30 days after the first of them;
-// no configuration may allow more than 100 (NIST SP 800-63B §5.2.2). The
+// [Lockout.Reset]); they are remembered until a success or Unblock, never
+// forgotten with time, so however an attacker paces guesses no account
+// sees more than 50 failures without a success, and no configuration may
+// allow more than 100 (NIST SP 800-63B §5.2.2). (Usernames the directory
+// does not know are forgotten 30 days after their first failure, so that
+// guessed names do not fill the store.) The
 // PIN check's own budget is 3 and 10. A success forgets the failures. A
 // burst of concurrent attempts beyond the budget is refused unverified and
-// blocks the account as that many failures would.
+// blocks the account for 15 minutes; the refused attempts do not count
+// toward the 50, so a burst cannot lock the account for good.
 //
 // # Standards
 //
@@ -99,8 +104,9 @@
 //     (any case, padding, spaces and hyphens) and stored canonically. Skew defaults to one step either side
 //     ([DefaultSkew]); [SkewNone] accepts only the current step. Seeds are
 //     random (20, 32 or 64 bytes for SHA1, SHA256, SHA512), sealed at rest
-//     through a [Sealer] bound to the user and enrollment, and never
-//     logged.
+//     through a [Sealer] bound to the user and enrollment (required: no
+//     configuration stores them in the clear; in production the
+//     *securestore.Sealer of package securestore), and never logged.
 //   - HOTP looks only forward (next counter to next+LookAhead) and moves
 //     the counter past a match.
 //   - Passwords and PINs are hashed with Argon2id (OWASP's 19 MiB, t=2 by
@@ -121,7 +127,10 @@
 //     success) and sign-out are kept by package auth, which holds the
 //     success state; the checks here are stateless about success.
 //   - A blocked account is a denial-of-service lever for whoever knows a
-//     username; the checks' Unblock method is the operator's way out.
+//     username: 50 wrong answers (about 2.5 hours of guesses paced around
+//     the 15-minute blocks) lock it until the checks' Unblock method, the
+//     operator's way out, is called. Each account with failures since its
+//     last success keeps a counter in the kv store until then.
 //   - The HOTP check does not resynchronise a token that drifted past its
 //     look-ahead window (RFC 4226 §7.4); re-import it.
 //   - Several server instances must share CodeConfig.HashKey; otherwise a

@@ -10,6 +10,7 @@ import (
 
 	"github.com/moatsec/moat/auth"
 	"github.com/moatsec/moat/kv"
+	"github.com/moatsec/moat/securestore"
 	"github.com/moatsec/moat/stepup"
 )
 
@@ -108,10 +109,16 @@ func ExampleOTPKey_TOTP() {
 }
 
 // Enrollment shows the user an otpauth URI and its QR code once; the
-// first code confirms it.
+// first code confirms it. Seeds are sealed at rest with a
+// securestore.Sealer, whose keys the operator keeps (made with
+// "moat store keygen --id 1", read with securestore.ParseSealerKeys from a
+// secret store; generated here).
 func ExampleTOTPCheck_Enroll() {
 	ctx := context.Background()
-	sealer, _ := stepup.NewMemorySealer()
+	sealer, err := securestore.NewSealer(securestore.SealerConfig{Keys: []securestore.SealerKey{securestore.GenerateSealerKey(1)}})
+	if err != nil {
+		panic(err)
+	}
 	check, err := stepup.NewTOTPCheck(stepup.TOTPConfig{
 		Name: "TOTP", Issuer: "Travel Co", Enrollments: stepup.NewMemoryOTPStore(), Sealer: sealer,
 		Store: kv.NewMemory(kv.MemoryConfig{}),

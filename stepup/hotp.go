@@ -20,7 +20,8 @@ type HOTPConfig struct {
 	Name string
 	// Enrollments keeps tokens and their counters. Required.
 	Enrollments OTPStore
-	// Sealer encrypts seeds at rest. Required.
+	// Sealer encrypts seeds at rest. Required: a *securestore.Sealer in
+	// production (see TOTPConfig.Sealer).
 	Sealer Sealer
 	// Store keeps the attempt state. Required.
 	Store kv.Store

@@ -25,16 +25,19 @@ const (
 	// DefaultBlockFor is how long a temporary block lasts.
 	DefaultBlockFor = 15 * time.Minute
 	// DefaultMaxConsecutiveFailures is how many failures without a success
-	// in between lock an account until [Lockout.Reset] or the end of the
-	// lockout window.
+	// in between lock an account until [Lockout.Reset].
 	DefaultMaxConsecutiveFailures = 50
-	// DefaultLockoutWindow is how long consecutive failures are remembered,
-	// measured from the first failure of a run.
-	DefaultLockoutWindow = 30 * 24 * time.Hour
 	// MaxConsecutiveFailuresLimit is the most consecutive failures any
 	// configuration may allow (NIST SP 800-63B §5.2.2).
 	MaxConsecutiveFailuresLimit = 100
 )
+
+// untilReset is the kv TTL of the consecutive-failure counter and of the
+// lock it triggers: kv entries must expire, so "until a success or
+// Reset" is a century. A counter that expired on its own would give an
+// attacker who waits a fresh budget, and so more than
+// MaxConsecutiveFailures failures without a success in between.
+const untilReset = 100 * 365 * 24 * time.Hour
 
 // LockoutConfig configures a [Lockout]. The zero value of every field but
 // Name gives moat's defaults.
@@ -53,14 +56,12 @@ type LockoutConfig struct {
 	// Zero means DefaultBlockFor (15 min).
 	BlockFor time.Duration
 	// MaxConsecutiveFailures is how many failures with no success between
-	// them lock the account until Reset or until LockoutWindow after the
-	// first of them. Zero means DefaultMaxConsecutiveFailures (50); more
-	// than MaxConsecutiveFailuresLimit (100) is refused.
+	// them lock the account until Reset. They are remembered until a
+	// success or Reset, however long the attacker waits between them, so
+	// no more than this many failures are ever verified without a success
+	// in between. Zero means DefaultMaxConsecutiveFailures (50); more than
+	// MaxConsecutiveFailuresLimit (100) is refused.
 	MaxConsecutiveFailures int
-	// LockoutWindow is how long consecutive failures are remembered (from
-	// the first failure after the last success). Zero means
-	// DefaultLockoutWindow (30 days).
-	LockoutWindow time.Duration
 }
 
 // Lockout is the attempt state machine every check in this package runs
@@ -70,12 +71,17 @@ type LockoutConfig struct {
 // budget:
 //
 //   - attempts: each verification first reserves an attempt with an atomic
-//     kv Increment, so concurrent guesses can never exceed the budget;
+//     kv Increment, so concurrent guesses can never exceed the budget (the
+//     ones beyond it are refused unverified, block the account, and do
+//     not count as failures);
 //   - blocked: after MaxFailures failures the account is blocked for
 //     BlockFor, and every answer, right or wrong, is refused until then;
 //   - locked: after MaxConsecutiveFailures failures without a success the
 //     account is blocked until [Lockout.Reset] (an operator, a recovery
-//     flow) or the end of LockoutWindow;
+//     flow); the consecutive failures are remembered until a success or
+//     Reset, never forgotten with time, so an attacker who paces guesses
+//     around the blocks, or waits months between them, never gets more
+//     than MaxConsecutiveFailures (at most 100, NIST SP 800-63B §5.2.2);
 //   - a success forgets the failures (it does not lift a running block).
 //
 // A store error is returned as an error, never taken as a success.
@@ -85,6 +91,13 @@ type Lockout struct {
 	prefix string
 }
 
+// unknownAccountMemory is how long [PasswordCheck] remembers the
+// consecutive failures of a username its directory does not know. No
+// subscriber account is at risk there, and remembering every guessed
+// name until a success that cannot come would let anyone grow the store
+// without bound; a known user's failures are remembered until a success.
+const unknownAccountMemory = 30 * 24 * time.Hour
+
 // NewLockout returns a lockout keeping its state in store.
 func NewLockout(store kv.Store, cfg LockoutConfig) (*Lockout, error) {
 	if store == nil {
@@ -93,8 +106,7 @@ func NewLockout(store kv.Store, cfg LockoutConfig) (*Lockout, error) {
 	if cfg.Name == "" {
 		return nil, fmt.Errorf("%w: lockout needs a Name", ErrInvalidConfig)
 	}
-	if cfg.MaxFailures < 0 || cfg.MaxConsecutiveFailures < 0 || cfg.FailureWindow < 0 ||
-		cfg.BlockFor < 0 || cfg.LockoutWindow < 0 {
+	if cfg.MaxFailures < 0 || cfg.MaxConsecutiveFailures < 0 || cfg.FailureWindow < 0 || cfg.BlockFor < 0 {
 		return nil, fmt.Errorf("%w: lockout limits must not be negative", ErrInvalidConfig)
 	}
 	if cfg.MaxFailures == 0 {
@@ -108,9 +120,6 @@ func NewLockout(store kv.Store, cfg LockoutConfig) (*Lockout, error) {
 	}
 	if cfg.MaxConsecutiveFailures == 0 {
 		cfg.MaxConsecutiveFailures = max(DefaultMaxConsecutiveFailures, cfg.MaxFailures)
-	}
-	if cfg.LockoutWindow == 0 {
-		cfg.LockoutWindow = DefaultLockoutWindow
 	}
 	if cfg.MaxConsecutiveFailures > MaxConsecutiveFailuresLimit {
 		return nil, fmt.Errorf("%w: MaxConsecutiveFailures %d exceeds %d (NIST SP 800-63B)",
@@ -153,6 +162,12 @@ func (l *Lockout) keys(account string) (fail, consec, block string) {
 // attempt could be reserved. An error from verify or from the store is
 // returned as is, with the reservation given back.
 func (l *Lockout) Try(ctx context.Context, account string, now time.Time, verify func(context.Context) (bool, error)) (Outcome, error) {
+	return l.try(ctx, account, now, untilReset, verify)
+}
+
+// try is Try with the consecutive-failure counter remembered for memory
+// (untilReset, except for unknown usernames).
+func (l *Lockout) try(ctx context.Context, account string, now time.Time, memory time.Duration, verify func(context.Context) (bool, error)) (Outcome, error) {
 	if account == "" {
 		return Outcome{}, errors.New("moat/stepup: lockout needs an account")
 	}
@@ -160,28 +175,42 @@ func (l *Lockout) Try(ctx context.Context, account string, now time.Time, verify
 	if until, blocked, err := l.blocked(ctx, bk, now); err != nil || blocked {
 		return Outcome{Blocked: blocked, BlockedUntil: until}, err
 	}
-	c, err := l.store.Increment(ctx, ck, 1, l.cfg.LockoutWindow)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("moat/stepup: counting attempt: %w", err)
-	}
 	f, err := l.store.Increment(ctx, fk, 1, l.cfg.FailureWindow)
 	if err != nil {
-		l.giveBack(ctx, ck, "")
 		return Outcome{}, fmt.Errorf("moat/stepup: counting attempt: %w", err)
-	}
-	if c > int64(l.cfg.MaxConsecutiveFailures) {
-		return l.lock(ctx, ck, fk, bk, now)
 	}
 	if f > int64(l.cfg.MaxFailures) {
 		// Concurrent attempts already hold the whole budget: a burst of
-		// parallel guesses. Block as if they had all failed.
+		// parallel guesses. Block, without counting this unverified
+		// attempt toward the consecutive limit (or one burst would lock
+		// the account until Reset).
 		out, err := l.block(ctx, fk, bk, now)
 		out.Busy = true
 		return out, err
 	}
+	c, err := l.store.Increment(ctx, ck, 1, memory)
+	if err != nil {
+		l.giveBack(ctx, fk, l.cfg.FailureWindow)
+		return Outcome{}, fmt.Errorf("moat/stepup: counting attempt: %w", err)
+	}
+	// A block that a concurrent attempt started after the first read
+	// holds for this one too: the block resets the failure count, and this
+	// attempt's count may already belong to the budget that starts after
+	// the block, not to the one the block closed.
+	if until, blocked, err := l.blocked(ctx, bk, now); err != nil || blocked {
+		l.giveBack(ctx, ck, memory)
+		if err != nil {
+			l.giveBack(ctx, fk, l.cfg.FailureWindow)
+		}
+		return Outcome{Blocked: blocked, BlockedUntil: until}, err
+	}
+	if c > int64(l.cfg.MaxConsecutiveFailures) {
+		return l.lock(ctx, ck, fk, bk, now, memory)
+	}
 	ok, err := verify(ctx)
 	if err != nil {
-		l.giveBack(ctx, ck, fk)
+		l.giveBack(ctx, ck, memory)
+		l.giveBack(ctx, fk, l.cfg.FailureWindow)
 		return Outcome{}, err
 	}
 	if ok {
@@ -196,21 +225,19 @@ func (l *Lockout) Try(ctx context.Context, account string, now time.Time, verify
 	}
 	switch {
 	case c >= int64(l.cfg.MaxConsecutiveFailures):
-		return l.lock(ctx, ck, fk, bk, now)
+		return l.lock(ctx, ck, fk, bk, now, memory)
 	case f >= int64(l.cfg.MaxFailures):
 		return l.block(ctx, fk, bk, now)
 	}
 	return Outcome{AttemptsLeft: min(l.cfg.MaxFailures-int(f), l.cfg.MaxConsecutiveFailures-int(c))}, nil
 }
 
-// giveBack returns a reserved attempt after verify could not decide, so a
-// store or sender outage does not lock users out. Best effort.
-func (l *Lockout) giveBack(ctx context.Context, keys ...string) {
-	for _, k := range keys {
-		if k != "" {
-			_, _ = l.store.Increment(context.WithoutCancel(ctx), k, -1, time.Minute)
-		}
-	}
+// giveBack returns a reserved attempt that was not verified (verify could
+// not decide, or a concurrent block came first), so that a store or
+// sender outage does not lock users out. Best effort; ttl is the
+// counter's own, in case it was deleted meanwhile.
+func (l *Lockout) giveBack(ctx context.Context, key string, ttl time.Duration) {
+	_, _ = l.store.Increment(context.WithoutCancel(ctx), key, -1, ttl)
 }
 
 // blocked reads the block record. A record that exists blocks, whatever
@@ -254,10 +281,11 @@ func (l *Lockout) block(ctx context.Context, fk, bk string, now time.Time) (Outc
 	return Outcome{Blocked: true, BlockedUntil: until}, nil
 }
 
-// lock blocks the account until the consecutive-failure counter expires.
-func (l *Lockout) lock(ctx context.Context, ck, fk, bk string, now time.Time) (Outcome, error) {
+// lock blocks the account until the consecutive-failure counter expires:
+// until Reset, for every account but an unknown username.
+func (l *Lockout) lock(ctx context.Context, ck, fk, bk string, now time.Time, memory time.Duration) (Outcome, error) {
 	it, err := l.store.Get(ctx, ck)
-	until := now.Add(l.cfg.LockoutWindow)
+	until := now.Add(memory)
 	switch {
 	case err == nil:
 		until = it.ExpiresAt

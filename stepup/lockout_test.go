@@ -2,6 +2,7 @@ package stepup_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/moatsec/moat/kv"
 	"github.com/moatsec/moat/stepup"
 )
 
@@ -16,12 +18,11 @@ func TestNewLockoutConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for name, cfg := range map[string]stepup.LockoutConfig{
-		"no name":          {},
-		"over NIST limit":  {Name: "x", MaxConsecutiveFailures: 101},
-		"negative":         {Name: "x", MaxFailures: -1},
-		"budget over cap":  {Name: "x", MaxFailures: 20, MaxConsecutiveFailures: 10},
-		"negative window":  {Name: "x", BlockFor: -time.Second},
-		"negative lockout": {Name: "x", LockoutWindow: -time.Second},
+		"no name":         {},
+		"over NIST limit": {Name: "x", MaxConsecutiveFailures: 101},
+		"negative":        {Name: "x", MaxFailures: -1},
+		"budget over cap": {Name: "x", MaxFailures: 20, MaxConsecutiveFailures: 10},
+		"negative window": {Name: "x", BlockFor: -time.Second},
 	} {
 		_, err := stepup.NewLockout(e.store, cfg)
 		require.ErrorIs(t, err, stepup.ErrInvalidConfig, name)
@@ -108,6 +109,36 @@ func TestLockoutConsecutiveLimit(t *testing.T) {
 	require.True(t, try(t, e, l, "alice", true).OK)
 }
 
+// Waiting does not refill the budget: failures are remembered until a
+// success, so an attacker who makes a few guesses a month still never
+// gets more than MaxConsecutiveFailures without a success in between,
+// and a lock holds until Reset.
+func TestLockoutConsecutiveLimitOverYears(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	l, err := stepup.NewLockout(e.store, stepup.LockoutConfig{Name: "t", MaxFailures: 5, BlockFor: time.Minute, MaxConsecutiveFailures: 100})
+	require.NoError(t, err)
+	failures := 0
+	for range 300 {
+		out, err := l.Try(context.Background(), "alice", e.clock.Now(), func(context.Context) (bool, error) {
+			failures++
+			return false, nil
+		})
+		require.NoError(t, err)
+		if !out.Blocked {
+			require.Positive(t, out.AttemptsLeft)
+		}
+		e.clock.Advance(10 * 24 * time.Hour) // three guesses a month, for years
+	}
+	require.Equal(t, 100, failures)
+	e.clock.Advance(5 * 365 * 24 * time.Hour)
+	out := try(t, e, l, "alice", true)
+	require.True(t, out.Blocked, "still locked five years on")
+	require.True(t, out.BlockedUntil.After(e.clock.Now().Add(50*365*24*time.Hour)), "until Reset")
+	require.NoError(t, l.Reset(context.Background(), "alice"))
+	require.True(t, try(t, e, l, "alice", true).OK)
+}
+
 func TestLockoutParallelSharesOneBudget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -129,6 +160,60 @@ func TestLockoutParallelSharesOneBudget(t *testing.T) {
 	st, err := l.State(context.Background(), "alice", e.clock.Now())
 	require.NoError(t, err)
 	require.True(t, st.Blocked)
+}
+
+// A burst of parallel guesses is refused beyond the budget, unverified,
+// and blocks the account for BlockFor; the refused guesses do not count
+// toward MaxConsecutiveFailures, so one burst cannot lock the account
+// until Reset. The store holds every guess at the block check until the
+// whole burst is there, as on a busy server with a shared store.
+func TestLockoutBurstBlocksButDoesNotLock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const burst = 200
+	bs := &barrierStore{Store: e.store, n: burst, all: make(chan struct{})}
+	l, err := stepup.NewLockout(bs, stepup.LockoutConfig{Name: "t", MaxFailures: 5, BlockFor: time.Minute})
+	require.NoError(t, err)
+	var verified atomic.Int32
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Go(func() {
+			_, err := l.Try(context.Background(), "alice", e.clock.Now(), func(context.Context) (bool, error) {
+				verified.Add(1)
+				return false, nil
+			})
+			require.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	require.LessOrEqual(t, verified.Load(), int32(5))
+	st, err := l.State(context.Background(), "alice", e.clock.Now())
+	require.NoError(t, err)
+	require.True(t, st.Blocked)
+	require.Equal(t, e.clock.Now().Add(time.Minute), st.BlockedUntil, "a temporary block")
+	e.clock.Advance(time.Minute)
+	require.True(t, try(t, e, l, "alice", true).OK, "not locked: the block ended")
+}
+
+// barrierStore holds the first n reads of block records until all n have
+// arrived.
+type barrierStore struct {
+	kv.Store
+	n       int32
+	arrived atomic.Int32
+	all     chan struct{}
+}
+
+func (s *barrierStore) Get(ctx context.Context, key string) (kv.Item, error) {
+	if strings.Contains(key, ":b:") {
+		switch n := s.arrived.Add(1); {
+		case n == s.n:
+			close(s.all)
+		case n < s.n:
+			<-s.all
+		}
+	}
+	return s.Store.Get(ctx, key)
 }
 
 func TestLockoutStoreErrorFailsClosed(t *testing.T) {

@@ -1,10 +1,12 @@
 package stepup_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,6 +34,24 @@ func loadVectors(t testing.TB, name string) otpVectors {
 	require.NoError(t, json.Unmarshal(b, &v))
 	require.NotEmpty(t, v.Vectors)
 	return v
+}
+
+// The vectors in testdata are copies of the workspace's shared ones
+// (../shared/testdata/otp next to the repository); when that directory is
+// there, the copies must not have drifted from it.
+func TestVectorsMatchShared(t *testing.T) {
+	t.Parallel()
+	shared := filepath.Join("..", "..", "shared", "testdata", "otp")
+	if _, err := os.Stat(shared); err != nil {
+		t.Skip("no shared test data next to the repository")
+	}
+	for _, name := range []string{"rfc4226_hotp.json", "rfc6238_totp_sha1.json", "rfc6238_totp_sha256.json"} {
+		want, err := os.ReadFile(filepath.Join(shared, name))
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join("testdata", name))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(want, got), "testdata/%s differs from the shared copy", name)
+	}
 }
 
 func TestHOTPVectors(t *testing.T) {

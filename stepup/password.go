@@ -46,7 +46,9 @@ type PasswordConfig struct {
 	// Lockout sets the attempt budget; its zero value gives the lockout
 	// defaults, with the budget named after the check. Failures count per
 	// account (per username for unknown users, so that an unknown user
-	// blocks like a known one).
+	// blocks like a known one; an unknown username's lock lifts 30 days
+	// after its first failure, a known user's only with a success or
+	// Unblock).
 	Lockout LockoutConfig
 	// ValidFor is how long a success holds. Zero means DefaultValidFor.
 	ValidFor time.Duration
@@ -131,12 +133,12 @@ func (c *PasswordCheck) Authorize(ctx context.Context, req *auth.CheckRequest) (
 	case user.Subject == "":
 		return auth.CheckResult{}, errors.New("moat/stepup: user directory returned a user without a subject")
 	}
-	account := "user:" + user.Subject
+	account, memory := "user:"+user.Subject, untilReset
 	if !known {
-		account = "unknown:" + strings.ToLower(a.Username)
+		account, memory = "unknown:"+strings.ToLower(a.Username), unknownAccountMemory
 	}
 	var rehash bool
-	out, err := c.lock.Try(ctx, account, req.Now, func(ctx context.Context) (bool, error) {
+	out, err := c.lock.try(ctx, account, req.Now, memory, func(ctx context.Context) (bool, error) {
 		if !known {
 			return false, c.hasher.VerifyUnknown(ctx, a.Password)
 		}

@@ -104,6 +104,42 @@ func TestPasswordCheckBlocksAcrossSessions(t *testing.T) {
 	requireStatus(t, auth.CheckSuccess, r, err)
 }
 
+// 50 failures without a success lock a known user until Unblock, however
+// long ago they were; a username the directory does not know is forgotten
+// 30 days after its first failure, so guessed names cannot fill the store.
+func TestPasswordCheckLockedUntilUnblock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	c, _ := newPasswordCheck(t, e)
+	verified := map[string]int{}
+	for range 200 {
+		for name, account := range map[string]string{"alice": "user:user-alice", "mallory": "unknown:mallory"} {
+			st, err := c.Lockout().State(ctx, account, e.clock.Now())
+			require.NoError(t, err)
+			if !st.Blocked {
+				verified[name]++ // this attempt is verified
+			}
+			_, err = c.Authorize(ctx, e.req("", "s1", stepup.PasswordAnswer{Username: name, Password: "wrong"}))
+			require.NoError(t, err)
+		}
+		e.clock.Advance(stepup.DefaultBlockFor)
+	}
+	require.Equal(t, stepup.DefaultMaxConsecutiveFailures, verified["alice"])
+	require.Equal(t, stepup.DefaultMaxConsecutiveFailures, verified["mallory"])
+
+	e.clock.Advance(31 * 24 * time.Hour)
+	r, err := c.Authorize(ctx, e.req("", "s1", stepup.PasswordAnswer{Username: "alice", Password: "correct horse"}))
+	requireStatus(t, auth.CheckBlocked, r, err)
+	r, err = c.Authorize(ctx, e.req("", "s1", stepup.PasswordAnswer{Username: "mallory", Password: "x"}))
+	requireStatus(t, auth.CheckChallenge, r, err)
+	require.Equal(t, stepup.ReasonWrongCredentials, r.Reason)
+
+	require.NoError(t, c.Unblock(ctx, "user-alice"))
+	r, err = c.Authorize(ctx, e.req("", "s1", stepup.PasswordAnswer{Username: "alice", Password: "correct horse"}))
+	requireStatus(t, auth.CheckSuccess, r, err)
+}
+
 func TestPasswordCheckStoreErrorFailsClosed(t *testing.T) {
 	t.Parallel()
 	dir := stepup.NewMemoryDirectory(weakHasher(t))

@@ -46,7 +46,9 @@ type TOTPConfig struct {
 	// Enrollments keeps confirmed enrollments and last accepted steps.
 	// Required.
 	Enrollments OTPStore
-	// Sealer encrypts seeds at rest. Required.
+	// Sealer encrypts seeds at rest. Required: in production a
+	// *securestore.Sealer (securestore.NewSealer), whose keys can rotate;
+	// MemorySealer only for tests, since its key dies with the process.
 	Sealer Sealer
 	// Store keeps pending enrollments and the attempt state. Required.
 	Store kv.Store

@@ -3,7 +3,9 @@ package stepup_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moatsec/moat/auth"
+	"github.com/moatsec/moat/securestore"
 	"github.com/moatsec/moat/stepup"
 )
 
@@ -148,22 +151,77 @@ func TestTOTPCheckChallenge(t *testing.T) {
 	require.EqualValues(t, 4, challengeJSON(t, r)["attempts_left"])
 }
 
-// A code replayed 5 s and 85 s later is refused.
+// A code replayed 5 s and 85 s later is refused. With skew 1 a code is
+// accepted during 90 s, from the start of the step before its own to the
+// end of the step after; first used at second 2 of that window, it is
+// still inside it 5 s and 85 s later, so only the replay cache refuses
+// it. A code used in its own step is refused 5 s later too.
 func TestTOTPReplay(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	te := newTOTP(t, nil)
 	k := te.enroll(t, "user-alice")
-	te.clock.Advance(60 * time.Second)
-	code, err := k.TOTP(te.clock.Now())
-	require.NoError(t, err)
-	r, err := te.check.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
-	requireStatus(t, auth.CheckSuccess, r, err)
-	for _, later := range []time.Duration{5 * time.Second, 80 * time.Second} { // 5 s and 85 s after the first use
-		te.clock.Advance(later)
-		r, err = te.check.Authorize(ctx, te.req("user-alice", "s2", stepup.OTPAnswer{Code: code}))
-		requireStatus(t, auth.CheckChallenge, r, err)
-		require.Equal(t, stepup.ReasonWrongCode, r.Reason)
+	// Second 2 of a step, two steps after the enrollment's.
+	te.clock.Advance(60*time.Second - time.Duration(te.clock.Now().Unix()%30)*time.Second + 2*time.Second)
+	require.EqualValues(t, 2, te.clock.Now().Unix()%30)
+
+	for _, tc := range []struct {
+		name  string
+		ahead time.Duration // of the server's clock, the phone's
+	}{{"next step's code", 30 * time.Second}, {"own step's code", 0}} {
+		code, err := k.TOTP(te.clock.Now().Add(tc.ahead))
+		require.NoError(t, err)
+		r, err := te.check.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
+		requireStatus(t, auth.CheckSuccess, r, err)
+		for _, wait := range []time.Duration{5 * time.Second, 80 * time.Second} { // 5 s, then 85 s after the use
+			te.clock.Advance(wait)
+			_, inWindow := k.VerifyTOTP(code, te.clock.Now(), stepup.DefaultSkew, -1)
+			if tc.ahead == 0 && wait == 80*time.Second {
+				require.False(t, inWindow, "%s: out of its window 85 s later anyway", tc.name)
+				continue
+			}
+			require.True(t, inWindow, "%s: still in its window", tc.name)
+			r, err = te.check.Authorize(ctx, te.req("user-alice", "s2", stepup.OTPAnswer{Code: code}))
+			requireStatus(t, auth.CheckChallenge, r, err)
+			require.Equal(t, stepup.ReasonWrongCode, r.Reason, "%s replayed", tc.name)
+		}
+		te.clock.Advance(35 * time.Second) // second 2 of a step past every one used so far
+	}
+}
+
+// The check's default skew, with a fixed clock at seconds 29 and 30 of a
+// step: at second 29 the next step's code passes (a phone clock a second
+// ahead); at second 30 the previous step's (typed at second 29, sent a
+// second later); two steps away does not.
+func TestTOTPCheckSkewAtStepBoundary(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		second int64 // of the server's step
+		offset time.Duration
+		ok     bool
+	}{
+		{"29: current step", 29, 0, true},
+		{"29: next step", 29, 30 * time.Second, true},
+		{"29: previous step", 29, -30 * time.Second, true},
+		{"29: two steps ahead", 29, 60 * time.Second, false},
+		{"30: current step", 30, 0, true},
+		{"30: previous step", 30, -30 * time.Second, true},
+		{"30: two steps back", 30, -60 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			te := newTOTP(t, nil)
+			k := te.enroll(t, "user-alice")
+			// Step boundary well after the enrollment's step, then the second.
+			te.clock.Advance(120*time.Second - time.Duration(te.clock.Now().Unix()%30)*time.Second + time.Duration(tc.second)*time.Second)
+			code, err := k.TOTP(te.clock.Now().Add(tc.offset))
+			require.NoError(t, err)
+			r, err := te.check.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
+			require.NoError(t, err)
+			require.Equal(t, tc.ok, r.Status == auth.CheckSuccess, "reason %q", r.Reason)
+		})
 	}
 }
 
@@ -191,20 +249,42 @@ func TestTOTPConcurrentSubmissions(t *testing.T) {
 	require.Equal(t, int32(1), wins.Load())
 }
 
-// 10 wrong codes then the right one: refused while blocked.
+// 10 wrong codes then the right one: refused while blocked. The wrong
+// codes are well formed, spread over three auth sessions and two clients
+// (apps) of the user: they share one budget.
 func TestTOTPBlocked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	te := newTOTP(t, nil)
 	k := te.enroll(t, "user-alice")
 	te.clock.Advance(30 * time.Second)
-	for i := range 10 {
-		_, err := te.check.Authorize(ctx, te.req("user-alice", "s"+string(rune('0'+i%3)), stepup.OTPAnswer{Code: "12345x"}))
+	valid := map[string]bool{}
+	for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
+		c, err := k.TOTP(te.clock.Now().Add(d))
 		require.NoError(t, err)
+		valid[c] = true
+	}
+	wrong := 0
+	for i := 0; wrong < 10; i++ {
+		code := fmt.Sprintf("%06d", 100000+i*7919)
+		if valid[code] {
+			continue
+		}
+		req := te.req("user-alice", "s"+strconv.Itoa(wrong%3), stepup.OTPAnswer{Code: code})
+		req.Client.ID = "client-" + strconv.Itoa(wrong%2)
+		r, err := te.check.Authorize(ctx, req)
+		require.NoError(t, err)
+		if wrong >= stepup.DefaultMaxFailures-1 {
+			require.Equal(t, auth.CheckBlocked, r.Status, "wrong code %d", wrong+1)
+		} else {
+			require.Equal(t, stepup.ReasonWrongCode, r.Reason)
+		}
+		wrong++
 	}
 	code, _ := k.TOTP(te.clock.Now())
 	r, err := te.check.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
 	requireStatus(t, auth.CheckBlocked, r, err)
+	require.Equal(t, te.clock.Now().Add(stepup.DefaultBlockFor), r.BlockedUntil, "the block started at the fifth failure, all at one instant")
 	te.clock.Advance(stepup.DefaultBlockFor)
 	code, _ = k.TOTP(te.clock.Now())
 	r, err = te.check.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
@@ -268,6 +348,57 @@ func TestTOTPConfig(t *testing.T) {
 		_, err := stepup.NewTOTPCheck(cfg)
 		require.ErrorIs(t, err, stepup.ErrInvalidConfig, name)
 	}
+}
+
+// securestore's server sealer is a stepup.Sealer (issue 7: TOTP seeds are
+// sealed with it): enrollment, sign-in, a key rotation, and a seed copied
+// to another user's record that does not open.
+var _ stepup.Sealer = (*securestore.Sealer)(nil)
+
+func TestTOTPWithSecurestoreSealer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	k1, k2 := securestore.GenerateSealerKey(1), securestore.GenerateSealerKey(2)
+	old, err := securestore.NewSealer(securestore.SealerConfig{Keys: []securestore.SealerKey{k1}})
+	require.NoError(t, err)
+	te := newTOTP(t, func(c *stepup.TOTPConfig) { c.Sealer = old })
+	k := te.enroll(t, "user-alice")
+	te.enroll(t, "user-bob")
+	rec, err := te.store.Get(ctx, "user-alice", stepup.KindTOTP)
+	require.NoError(t, err)
+	require.False(t, bytes.Contains(rec.SealedSecret, k.Secret), "sealed, not in the clear")
+
+	// After a rotation (k2 seals, k1 still opens) the old seeds still work.
+	rotated, err := securestore.NewSealer(securestore.SealerConfig{Keys: []securestore.SealerKey{k2, k1}})
+	require.NoError(t, err)
+	c, err := stepup.NewTOTPCheck(stepup.TOTPConfig{Name: "TOTP", Issuer: "Travel Co", Enrollments: te.store, Sealer: rotated, Store: te.env.store})
+	require.NoError(t, err)
+	te.clock.Advance(30 * time.Second)
+	code, err := k.TOTP(te.clock.Now())
+	require.NoError(t, err)
+	r, err := c.Authorize(ctx, te.req("user-alice", "s1", stepup.OTPAnswer{Code: code}))
+	requireStatus(t, auth.CheckSuccess, r, err)
+
+	// Alice's sealed seed in Bob's record does not open: an error, never a success.
+	bob, err := te.store.Get(ctx, "user-bob", stepup.KindTOTP)
+	require.NoError(t, err)
+	bob.SealedSecret = rec.SealedSecret
+	require.NoError(t, te.store.Put(ctx, bob))
+	te.clock.Advance(30 * time.Second)
+	code, err = k.TOTP(te.clock.Now())
+	require.NoError(t, err)
+	r, err = c.Authorize(ctx, te.req("user-bob", "s1", stepup.OTPAnswer{Code: code}))
+	require.ErrorIs(t, err, securestore.ErrCorruptRecord)
+	require.NotEqual(t, auth.CheckSuccess, r.Status)
+
+	// A sealer without the key does not open it either.
+	other, err := securestore.NewSealer(securestore.SealerConfig{Keys: []securestore.SealerKey{k2}})
+	require.NoError(t, err)
+	c, err = stepup.NewTOTPCheck(stepup.TOTPConfig{Name: "TOTP", Issuer: "Travel Co", Enrollments: te.store, Sealer: other, Store: te.env.store})
+	require.NoError(t, err)
+	r, err = c.Authorize(ctx, te.req("user-alice", "s2", stepup.OTPAnswer{Code: code}))
+	require.Error(t, err)
+	require.NotEqual(t, auth.CheckSuccess, r.Status)
 }
 
 func TestMemorySealer(t *testing.T) {

@@ -52,10 +52,11 @@ var deviceSubcommands = []subcommand{
 //	--ca FILE    PEM certificates to trust instead of the system roots
 //	--json       print the API's JSON instead of text
 //
-// Plain http:// is refused except to a loopback address, so a token never
-// crosses a network in clear. Exit codes: 0 ok; 1 refused (401, 403, 404,
-// or the server or network failed); 2 usage (bad flags, or a 400 for
-// values the server does not accept).
+// Plain http:// is refused except to a loopback address, and redirects
+// are not followed, so a token never crosses a network in clear. Exit
+// codes: 0 ok; 1 refused (401, 403, 404, a redirect, or the server or
+// network failed); 2 usage (bad flags, or a 400 for values the server
+// does not accept).
 func runDevice(ctx context.Context, std stdio, args []string) int {
 	return dispatch(ctx, std, "device", deviceSubcommands, args)
 }
@@ -111,7 +112,10 @@ func deviceFlags(std stdio, fs *flag.FlagSet) func() (*deviceAPI, int, bool) {
 			}
 			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
-		a.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		// Redirects are not followed: net/http would resend the token to
+		// the same host over plain http, or replay a change elsewhere.
+		a.client = &http.Client{Transport: tr, Timeout: 30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		return a, exitOK, true
 	}
 }

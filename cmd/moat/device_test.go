@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -269,6 +270,37 @@ func TestDeviceCLITLS(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("not pem"), 0o600))
 	code, _, _ = runCLI(t, "", env, "device", "list", "--ca", bad)
 	require.Equal(t, exitUsage, code)
+}
+
+// A redirect is not followed: the token is not resent (net/http would
+// resend it to the same host over plain http) and the change is not
+// replayed elsewhere.
+func TestDeviceCLIDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	var leaked atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"id":"d-4711","status":"active"}`))
+	}))
+	t.Cleanup(target.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirector.Close)
+	env := map[string]string{deviceURLEnv: redirector.URL + "/admin/device", deviceTokenEnv: cliAdminToken}
+	for _, args := range [][]string{
+		{"device", "status", "d-4711"},
+		{"device", "set-status", "d-4711", "stolen", "--reason", "x"},
+	} {
+		code, _, errOut := runCLI(t, "", env, args...)
+		require.Equal(t, exitRefused, code, "%v", args)
+		require.Contains(t, errOut, "307")
+		require.NotContains(t, errOut, cliAdminToken)
+	}
+	require.Zero(t, leaked.Load(), "the token never reached the redirect's target")
 }
 
 func TestDeviceCLIHelp(t *testing.T) {
