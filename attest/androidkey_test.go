@@ -2,6 +2,8 @@ package attest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -186,6 +188,44 @@ func TestAndroidKeyManifest(t *testing.T) {
 			require.Equal(t, c.locked, kd.RootOfTrust().DeviceLocked)
 		})
 	}
+}
+
+// TestAndroidKeyOldTEEChainManifest checks the manifest's helper-parsed
+// facts of the google/android-key-attestation chain, anchored at the 2016
+// issue of Google's RSA root (the manifest's root for it) and at the
+// embedded roots (same key).
+func TestAndroidKeyOldTEEChainManifest(t *testing.T) {
+	t.Parallel()
+	chain := readChain(t, "androidkey/google-android-key-attestation_EC_TEE_chain.pem")
+	require.Len(t, chain, 4)
+	root2016 := readChain(t, "androidkey/google-root-rsa-2016.pem")
+	at := mustTime(t, "2018-07-29T12:44:17Z")
+	for name, roots := range map[string][]*x509.Certificate{"2016 root": root2016, "embedded roots": GoogleAttestationRoots()} {
+		kd, err := VerifyAndroidKeyChain(chain, roots, emptyRevocations(t), at)
+		require.NoError(t, err, name)
+		require.Equal(t, int64(3), kd.AttestationVersion)
+		require.Equal(t, int64(4), kd.KeyMintVersion, "keymasterVersion 4")
+		require.Equal(t, SecurityTEE, kd.AttestationSecurityLevel)
+		require.Equal(t, []byte("abc"), kd.AttestationChallenge)
+		require.Equal(t, int64(1532868257791), kd.SoftwareEnforced.CreationDateTime)
+		rot := kd.RootOfTrust()
+		require.NotNil(t, rot)
+		require.Equal(t, BootUnverified, rot.VerifiedBootState)
+		require.False(t, rot.DeviceLocked)
+		require.Equal(t, make([]byte, 32), rot.VerifiedBootKey)
+		require.Equal(t, "android", kd.Packages()[0].Name)
+		pub, ok := chain[0].PublicKey.(*ecdsa.PublicKey)
+		require.True(t, ok, "P-256 EC key")
+		require.Equal(t, elliptic.P256(), pub.Curve)
+	}
+	// The 2016 root itself expired on 2026-05-24.
+	_, err := VerifyAndroidKeyChain(chain, root2016, emptyRevocations(t), mustTime(t, "2026-05-25T00:00:00Z"))
+	require.ErrorIs(t, err, ErrCertificateExpired)
+	// A locked, verified-boot policy refuses it.
+	kd, err := VerifyAndroidKeyChain(chain, root2016, emptyRevocations(t), at)
+	require.NoError(t, err)
+	require.ErrorIs(t, CheckKeyDescription(kd, KeyDescriptionPolicy{Challenge: []byte("abc")}), ErrRootOfTrust)
+	require.NoError(t, CheckKeyDescription(kd, KeyDescriptionPolicy{Challenge: []byte("abc"), InsecureAllowUnverifiedBoot: true}))
 }
 
 func TestAndroidKeyRootsInclude2025ECRoot(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,9 @@ func TestAppAttestManifest(t *testing.T) {
 		{name: "apple sample other app id", appID: "0352187391.com.apple.other", envs: prod, at: "2024-04-18T12:00:00Z", keyID: appleSampleKeyID, obj: sample, cdh: raw, err: ErrAppIDMismatch},
 		{name: "apple sample wrong key id", appID: appleSampleAppID, envs: prod, at: "2024-04-18T12:00:00Z", keyID: node.KeyID, obj: sample, cdh: raw, err: ErrKeyIDMismatch},
 		{name: "apple sample untrusted root", appID: appleSampleAppID, envs: prod, at: "2024-04-18T12:00:00Z", keyID: appleSampleKeyID, obj: sample, cdh: raw, roots: usertrust, err: ErrUnknownRoot},
+		// The most serious failure wins: not chaining to a trusted root is
+		// reported as such, not as merely expired.
+		{name: "apple sample untrusted root and expired", appID: appleSampleAppID, envs: prod, at: "2025-04-18T12:00:00Z", keyID: appleSampleKeyID, obj: sample, cdh: raw, roots: usertrust, err: ErrUnknownRoot},
 		{name: "node development", appID: nodeAppID, envs: dev, at: "2024-02-04T20:27:06Z", keyID: node.KeyID, obj: mustB64(t, node.Attestation), cdh: sha(mustB64(t, node.Challenge)), env: Development},
 		{name: "node development at helper's time", appID: nodeAppID, envs: both, at: "2024-06-01T00:00:00Z", keyID: node.KeyID, obj: mustB64(t, node.Attestation), cdh: sha(mustB64(t, node.Challenge)), env: Development},
 		{name: "node production only", appID: nodeAppID, envs: prod, at: "2024-02-04T20:27:06Z", keyID: node.KeyID, obj: mustB64(t, node.Attestation), cdh: sha(mustB64(t, node.Challenge)), err: ErrEnvironment},
@@ -165,11 +169,26 @@ func TestAppAttestSynthetic(t *testing.T) {
 			require.Equal(t, []byte("fake receipt"), res.Receipt)
 		})
 	}
+	t.Run("aaguid appattest without its seven zero bytes", func(t *testing.T) {
+		t.Parallel()
+		// The 9-byte "appattest" alone shifts every later field: the
+		// parser reads the credential id length's bytes as aaguid.
+		keyID, obj, _ := ca.appAttest(t, fakeAttestation{appID: app, aaguid: []byte("appattest"), clientDataHash: cdh})
+		a := newAppAttest(t, []string{app}, []Environment{Production, Development}, testTime, ca.root)
+		res, err := a.VerifyAttestation(keyID, obj, cdh)
+		require.Nil(t, res)
+		require.True(t, IsRefusal(err), "%v", err)
+		require.True(t, errors.Is(err, ErrEnvironment) || errors.Is(err, ErrMalformed), "%v", err)
+	})
 	t.Run("chain to the real Apple root fails", func(t *testing.T) {
 		t.Parallel()
 		keyID, obj, _ := ca.appAttest(t, fakeAttestation{appID: app, aaguid: aaguidProduction, clientDataHash: cdh})
 		a := newAppAttest(t, []string{app}, []Environment{Production}, testTime)
 		_, err := a.VerifyAttestation(keyID, obj, cdh)
+		require.ErrorIs(t, err, ErrUnknownRoot)
+		// Also when the forged leaf has expired: never "merely expired".
+		keyID, obj, _ = ca.appAttest(t, fakeAttestation{appID: app, aaguid: aaguidProduction, clientDataHash: cdh, notAfter: testTime.Add(-time.Hour)})
+		_, err = a.VerifyAttestation(keyID, obj, cdh)
 		require.ErrorIs(t, err, ErrUnknownRoot)
 	})
 }
@@ -305,4 +324,21 @@ func TestNewAppAttestRequiresSettings(t *testing.T) {
 		_, err := NewAppAttest(c)
 		require.Error(t, err, name)
 	}
+}
+
+// TestAppAttestClientDataVariants: the verifier takes the client data
+// itself as well as its hash (iOS 14.4 sample: the app attested over
+// SHA-256 of its client data), and the hashed variant refuses the raw
+// challenge that Apple's sample appends as is.
+func TestAppAttestClientDataVariants(t *testing.T) {
+	t.Parallel()
+	v144 := yamlDoc(t, "appattest/veehaitch-ios-14.4.yaml", "attestation")
+	a := newAppAttest(t, []string{veehaitchAppID}, []Environment{Development}, mustTime(t, v144["timestamp"]))
+	clientData := mustB64(t, v144["clientDataBase64"])
+	res, err := a.VerifyAttestationClientData(mustB64(t, v144["keyIdBase64"]), mustB64(t, v144["attestationBase64"]), clientData)
+	require.NoError(t, err)
+	require.Equal(t, Development, res.Environment)
+	_, err = a.VerifyAttestationClientData(mustB64(t, v144["keyIdBase64"]), mustB64(t, v144["attestationBase64"]), []byte("wurzel"))
+	require.ErrorIs(t, err, ErrNonceMismatch)
+	require.Equal(t, sha(clientData), ClientDataHash(clientData))
 }

@@ -107,7 +107,11 @@
 // KeyStore update is a compare-and-set, so of two requests carrying the
 // same assertion only one passes. The caller puts a single-use challenge
 // from [Challenges] into the client data and checks it; the verifier
-// only sees the client data's hash.
+// only sees the client data's hash. Both take clientDataHash as the app
+// gave it (a raw challenge, as in Apple's documentation sample, is
+// appended as is); [AppAttest.VerifyAttestationClientData] and
+// [AppAttest.VerifyAssertionClientData] take the client data itself and
+// hash it with SHA-256 ([ClientDataHash]).
 //
 // [AndroidKey] ([VerifyAndroidKeyChain], then [CheckKeyDescription] and
 // the package check): each certificate's issuer name matches the next
@@ -134,7 +138,9 @@
 // verification key; then request and app package names, the request hash
 // or nonce against the challenge, the timestamp (at most MaxAge old,
 // default five minutes, at most a minute in the future),
-// PLAY_RECOGNIZED, a known signing-certificate digest, the device
+// PLAY_RECOGNIZED, a known signing-certificate digest, a version code
+// (reported in Result.VersionCode for the app-version policy, which
+// judges it: the moat stack hands it to package device), the device
 // recognition level (default MEETS_DEVICE_INTEGRITY), and that the
 // request hash or nonce was not accepted before (kv.Store). It does not:
 // call Google's server-side decode API, check licensing, recent device

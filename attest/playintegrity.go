@@ -253,11 +253,14 @@ func DecodePlayIntegrityToken(token string, decryptionKey []byte, verificationKe
 //     minute in the future;
 //  4. appIntegrity.appRecognitionVerdict is PLAY_RECOGNIZED;
 //  5. one of appIntegrity.certificateSha256Digest is a configured digest;
-//  6. deviceIntegrity.deviceRecognitionVerdict meets the minimum level;
-//  7. the request hash or nonce was not accepted before (kept in the
+//  6. appIntegrity.versionCode is present and positive;
+//  7. deviceIntegrity.deviceRecognitionVerdict meets the minimum level;
+//  8. the request hash or nonce was not accepted before (kept in the
 //     Replay store for MaxAge plus a minute).
 //
-// The returned Result carries the trustworthy versionCode.
+// The returned Result carries the trustworthy versionCode; the minimum
+// version is not checked here but by the app-version policy that reads
+// it (package device, Client.AttestedVersionCode, in the moat stack).
 func (p *PlayIntegrity) VerifyToken(ctx context.Context, token string, binding []byte) (*Result, error) {
 	now := p.now()
 	if now.IsZero() {
@@ -294,6 +297,11 @@ func (p *PlayIntegrity) VerifyToken(ctx context.Context, token string, binding [
 	}
 	if !p.anyDigest && !p.knownDigest(ai.CertificateSha256Digest) {
 		return nil, refuse(ErrPackage, "signing certificate digest not accepted")
+	}
+	// Play reports the version code with every recognized app; without it
+	// the version policy would judge the version the client declares.
+	if !ai.VersionCode.Set || ai.VersionCode.V <= 0 {
+		return nil, refuse(ErrMalformed, "verdict has no appIntegrity.versionCode")
 	}
 	level := DeviceIntegrityDefault
 	for _, l := range v.DeviceIntegrity.DeviceRecognitionVerdict {

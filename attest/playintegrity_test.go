@@ -153,6 +153,12 @@ func TestPlayIntegrity(t *testing.T) {
 			c.CertificateDigests = nil
 			c.InsecureSkipCertificateDigest = true
 		}},
+		{name: "no version code", payload: func() map[string]any {
+			return set(playPayload(binding, testTime), []string{"appIntegrity", "versionCode"}, nil)
+		}, err: ErrMalformed},
+		{name: "numeric version code", payload: func() map[string]any {
+			return set(playPayload(binding, testTime), []string{"appIntegrity", "versionCode"}, 42)
+		}},
 		{name: "basic integrity only", payload: func() map[string]any {
 			return set(playPayload(binding, testTime), []string{"deviceIntegrity", "deviceRecognitionVerdict"}, []string{"MEETS_BASIC_INTEGRITY"})
 		}, err: ErrDeviceIntegrity},

@@ -18,10 +18,14 @@ func TestPatternMatch(t *testing.T) {
 	for pat, results := range want {
 		p, err := parsePattern(pat)
 		require.NoError(t, err, pat)
+		// The same answers through the public path: a set's rule.
+		set := setFor(t, pat, randomPin(t), randomPin(t))
 		for i, h := range hosts {
 			n, _, ok := normalizeHost(h)
 			require.True(t, ok, h)
 			require.Equal(t, results[i], p.match(n), "pattern %q host %q", pat, h)
+			_, pinned := set.PinsFor(h)
+			require.Equal(t, results[i], pinned, "set with pattern %q, host %q", pat, h)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +125,8 @@ func TestAttestVerifyAppAttestManifest(t *testing.T) {
 		{name: "apple sample, development", args: append(sample, "--client-data-hash", rawHash, "--env", "development", "--at", "2024-04-18T12:00:00Z"), reason: "environment not accepted"},
 		{name: "apple sample, other app", args: []string{"verify", "--format", "apple-appattest", "--in", td("appattest/apple-doc-sample.attestation.cbor"), "--app-id", "0352187391.com.apple.other", "--key-id", sampleKey, "--client-data-hash", rawHash, "--env", "production", "--at", "2024-04-18T12:00:00Z"}, reason: "app id mismatch"},
 		{name: "apple sample, USERTrust root", args: append(sample, "--client-data-hash", rawHash, "--env", "production", "--at", "2024-04-18T12:00:00Z", "--root", td("x509/signal-apns-certificates.pem")), reason: "untrusted root"},
+		{name: "apple sample, USERTrust root, expired", args: append(sample, "--client-data-hash", rawHash, "--env", "production", "--at", "2025-04-18T12:00:00Z", "--root", td("x509/signal-apns-certificates.pem")), reason: "untrusted root"},
+		{name: "apple sample, a day after the leaf expired", args: append(sample, "--client-data-hash", rawHash, "--env", "production", "--at", "2024-04-21T00:00:00Z"), reason: "not valid at verification time"},
 		{name: "node development", args: append(nodeArgs, "--env", "development", "--at", "2024-02-04T20:27:06Z"), valid: true, env: "development"},
 		{name: "node at production verifier", args: append(nodeArgs, "--env", "production", "--at", "2024-02-04T20:27:06Z"), reason: "environment not accepted"},
 	}
@@ -135,6 +138,8 @@ func TestAttestVerifyAppAttestManifest(t *testing.T) {
 			verifyCase{name: f, args: append(args, "--client-data-text", "wurzelpfropf"), valid: true, env: "development", pub: d["publicKey"]},
 			verifyCase{name: f + " hash given", args: append(args, "--client-data-hash", d["clientDataHashSha256Base64"]), valid: true, env: "development", pub: d["publicKey"]},
 			verifyCase{name: f + " client data file", args: append(args, "--client-data", writeTemp(t, "cd", "wurzelpfropf")), valid: true, env: "development"},
+			verifyCase{name: f + " at a production verifier", args: append(slices.Clone(args[:len(args)-4]), "--env", "production", "--at", d["timestamp"], "--client-data-text", "wurzelpfropf"), reason: "environment not accepted"},
+			verifyCase{name: f + " raw challenge", args: append(args, "--client-data-hash", base64.StdEncoding.EncodeToString([]byte("wurzelpfropf"))), reason: "nonce mismatch"},
 		)
 	}
 	for _, c := range cases {
@@ -218,6 +223,13 @@ func TestAttestVerifyAndroidKeyManifest(t *testing.T) {
 	akitaCerts := readCerts(t, td("androidkey/akita_sdk34_TEE_EC_NONE.pem"))
 	revoked := writeTemp(t, "status.json", fmt.Sprintf(`{"entries":{%q:{"status":"REVOKED","reason":"KEY_COMPROMISE"}}}`, akitaCerts[1].SerialNumber.Text(16)))
 	notRevoked := writeTemp(t, "status.json", `{"entries":{"2c8cdddfd5e03bfc":{"status":"REVOKED"}}}`)
+	// The akita leaf in front of caiman's intermediates: its issuer is
+	// not the next certificate's subject.
+	var mixedPEM []byte
+	for _, c := range append(akitaCerts[:1:1], readCerts(t, td("androidkey/caiman_sdk36_TEE_EC_RKP.pem"))[1:]...) {
+		mixedPEM = append(mixedPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	mixed := writeTemp(t, "mixed.pem", string(mixedPEM))
 
 	type want struct {
 		level, boot, pkg string
@@ -254,6 +266,9 @@ func TestAttestVerifyAndroidKeyManifest(t *testing.T) {
 		{name: "tags not in ascending order", args: []string{"--in", td("androidkey/invalid_tags_not_in_ascending_order.pem"), "--at", "2027-09-16T00:00:00Z", "--challenge-text", "challenge"}, reason: "does not verify"},
 		{name: "old EC TEE chain", args: []string{"--in", td("androidkey/google-android-key-attestation_EC_TEE_chain.pem"), "--at", "2018-07-29T12:44:17Z", "--challenge-text", "abc"},
 			want: &want{level: "tee", boot: "UNVERIFIED", pkg: "android", version: 3, challenge: "abc"}},
+		{name: "old EC TEE chain, its 2016 root", args: []string{"--in", td("androidkey/google-android-key-attestation_EC_TEE_chain.pem"), "--at", "2018-07-29T12:44:17Z", "--challenge-text", "abc", "--roots", td("androidkey/google-root-rsa-2016.pem")},
+			want: &want{level: "tee", boot: "UNVERIFIED", pkg: "android", version: 3, challenge: "abc"}},
+		{name: "leaf issuer does not match", args: []string{"--in", mixed, "--at", "2025-09-26T15:31:20.964Z", "--challenge-text", "challenge"}, reason: "issuer"},
 		{name: "old EC TEE chain, verified boot required", args: []string{"--in", td("androidkey/google-android-key-attestation_EC_TEE_chain.pem"), "--at", "2018-07-29T12:44:17Z", "--challenge-text", "abc", "--require-verified-boot"}, reason: "root of trust"},
 	}
 	for _, c := range cases {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -337,11 +338,15 @@ func readSet(path string) (*pinning.Set, error) {
 }
 
 // pemBlocks returns the PEM blocks of a file, or an error if it has none.
+// It also reads bundles made by joining files that lack a final newline
+// ("-----END CERTIFICATE----------BEGIN CERTIFICATE-----"), as some
+// published chains are.
 func pemBlocks(path string) ([]*pem.Block, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	data = bytes.ReplaceAll(data, []byte("----------BEGIN "), []byte("-----\n-----BEGIN "))
 	var blocks []*pem.Block
 	for {
 		var b *pem.Block

@@ -46,6 +46,22 @@ func TestPinsComputeFile(t *testing.T) {
 	code, out, _ = runCLI(t, "", nil, "pins", "compute", "--in", userTrustPEM)
 	require.Equal(t, exitOK, code)
 	require.Equal(t, userTrustPin+"  CN=USERTrust RSA Certification Authority,O=The USERTRUST Network,L=Jersey City,ST=New Jersey,C=US\n", out)
+
+	// The appattest manifest's root: the same key as the chain's root.
+	code, out, _ = runCLI(t, "", nil, "pins", "compute", "--in", "../../pinning/testdata/Apple_App_Attestation_Root_CA.pem")
+	require.Equal(t, exitOK, code)
+	require.Equal(t, appleRootPin+"  CN=Apple App Attestation Root CA,O=Apple Inc.,ST=California\n", out)
+
+	// A bundle joined without newlines between certificates (the androidkey
+	// manifest's google/android-key-attestation chain) reads in order; its
+	// root has the Google RSA root's key.
+	code, out, stderr := runCLI(t, "", nil, "pins", "compute", "--in", td("androidkey/google-android-key-attestation_EC_TEE_chain.pem"))
+	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, ""+
+		"sha256/tavNR8DQ8Pi86XnJRQbVXBoZ+uCqR4xvoH2ApZ7hYG0=  CN=Android Keystore Key\n"+
+		"sha256/+5URqCHNEZabml0SEBAiAiUCACf2/M97fjtIXOaUuDA=  SERIALNUMBER=2dc58b2d1a241326,2.5.4.12=#1303544545\n"+
+		"sha256/Q5fIPMF53ys0PNppuKYAFKiEraCbOqJjI3PWLsEoJM0=  SERIALNUMBER=2960cb9aebd505f4,2.5.4.12=#1303544545\n"+
+		"sha256//rLqdVHuMW7Uu0Q8gpO4hNv96kC2A+4+T0qJfkWA+64=  SERIALNUMBER=f92009e853b6b045\n", out)
 }
 
 func TestPinsComputeHost(t *testing.T) {
