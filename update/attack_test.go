@@ -349,3 +349,55 @@ func TestClientFollowsRootRotation(t *testing.T) {
 	_, err = e.client(func(c *ClientConfig) { c.BaseURL = hs3.URL }).Check(ctx)
 	require.ErrorIs(t, err, ErrSignature)
 }
+
+func TestClientBaseURLMustBeHTTPSUnlessLoopback(t *testing.T) {
+	t.Parallel()
+	root := simpleRoot(t, testKeys()[0])
+	for url, ok := range map[string]bool{
+		"https://updates.example.com/update": true,
+		"http://127.0.0.1:8080/update":       true,
+		"http://127.1.2.3/update":            true,
+		"http://[::1]:8080/update":           true,
+		"http://localhost:8080/update":       true,
+		"http://LOCALHOST/update":            true,
+		"http://127.example.com/update":      false, // a name, not an address
+		"http://127.0.0.1.nip.io/update":     false,
+		"http://localhost.example.com/":      false,
+		"http://[::ffff:10.0.0.1]/update":    false,
+		"http://10.0.0.1/update":             false,
+		"ftp://127.0.0.1/update":             false,
+	} {
+		_, err := NewClient(ClientConfig{BaseURL: url, App: "com.example.app", Platform: "ios", AppVersion: "1.0",
+			Root: root, Dir: t.TempDir()})
+		if ok {
+			require.NoError(t, err, url)
+		} else {
+			require.Error(t, err, url)
+		}
+	}
+}
+
+// TestApplyRechecksExpiry: a manifest that expires between Check and
+// Apply is not installed.
+func TestApplyRechecksExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	rel := e.publish(genTree(5, 1), 1, false)
+	c := e.client()
+	u, err := c.Check(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, u)
+	e.clock.Set(rel.Expires)
+	require.ErrorIs(t, c.Apply(ctx, u), ErrExpired)
+	require.EqualValues(t, 0, c.InstalledVersion())
+	_, err = c.Installed()
+	require.ErrorIs(t, err, ErrNotFound)
+	requireNoWorkFiles(t, e.dir)
+
+	e.clock.Set(rel.Expires.Add(-time.Second))
+	require.NoError(t, c.Apply(ctx, u), "one second before expiry it installs")
+	require.ErrorIs(t, c.Apply(ctx, u), ErrRollback, "installed already")
+	fresh := e.client(func(c *ClientConfig) { c.Dir = t.TempDir() })
+	require.Error(t, fresh.Apply(ctx, &Update{Manifest: u.Manifest}), "an Update not made by Check is refused, not a panic")
+}

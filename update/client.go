@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -135,8 +136,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
+// isLoopback reports whether host is "localhost" or a literal loopback
+// address (127.0.0.0/8, ::1). A name such as "127.example.com" is not:
+// it resolves wherever its owner wants.
 func isLoopback(host string) bool {
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // Path returns the directory the app serves its web resources from. It
@@ -356,11 +364,13 @@ func bundleBound(m, base *Manifest) int64 {
 // [Client.Rollback]. If the process dies at any point, Path still holds
 // either the old or the new version, complete. It fails with
 // ErrInProgress while another apply or rollback runs on the directory,
-// ErrRollback if the installed version is no longer older than u's, and
+// ErrRollback if the installed version is no longer older than u's,
+// ErrExpired (or ErrSignature) if the manifest no longer verifies under
+// the newest trusted root at the time of the apply, and
 // with ErrIntegrity, ErrUnsafePath, ErrTooLarge, ErrDiskSpace or a
 // *NetworkError otherwise; the installed version is then untouched.
 func (c *Client) Apply(ctx context.Context, u *Update) error {
-	if u == nil || u.Manifest == nil || u.Manifest.signed == nil {
+	if u == nil || u.Manifest == nil || u.Manifest.signed == nil || u.bundleURL == nil || (u.From != 0 && u.checkURL == nil) {
 		return errors.New("moat/update: Apply needs an Update from Check")
 	}
 	dir := c.cfg.Dir
@@ -383,6 +393,15 @@ func (c *Client) Apply(ctx context.Context, u *Update) error {
 	}
 	if m.BundleVersion <= iv {
 		return fmt.Errorf("%w: bundle version %d, installed %d", ErrRollback, m.BundleVersion, iv)
+	}
+	// Time may have passed since Check, and a root rotation followed
+	// since may have dropped the manifest's signers: verify again under
+	// the newest trusted root, now.
+	c.mu.Lock()
+	root := c.root
+	c.mu.Unlock()
+	if _, err := root.VerifyManifest(m.signed, c.cfg.Now()); err != nil {
+		return err
 	}
 	bundleURL, from := u.bundleURL, u.From
 	if from != 0 && from != iv {

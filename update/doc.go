@@ -59,6 +59,8 @@
 // description) must be parsed strictly: a duplicate member name anywhere,
 // a member not listed here, a missing member, a wrong type, nesting deeper
 // than 16 or anything after the object makes the document malformed.
+// Member names are compared exactly, byte for byte after unescaping:
+// "Size" or "SIZE" is not "size" (and is malformed, not ignored).
 // Integers are JSON integers from 0 to 2^53-1 (no fraction, no exponent).
 // Times are integer Unix seconds.
 //

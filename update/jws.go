@@ -199,7 +199,9 @@ const maxJSONDepth = 16
 
 // decodeStrict decodes one JSON object from data into v. It refuses
 // duplicate member names at any depth (two parsers must never read two
-// different documents from one signed text), members v does not define,
+// different documents from one signed text), member names that are not
+// lower-case ASCII (encoding/json would match them to fields regardless
+// of case), members v does not define,
 // missing top-level members listed in required, nesting deeper than
 // maxJSONDepth, and trailing data.
 func decodeStrict(data []byte, v any, required ...string) error {
@@ -230,6 +232,21 @@ func asType(err error, te **json.UnmarshalTypeError) bool {
 		*te = t
 	}
 	return ok
+}
+
+// memberName reports whether k is 1 to 64 bytes of [a-z0-9_], the only
+// member names the formats use.
+func memberName(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkJSON walks the tokens of data, which must be exactly one object,
@@ -279,8 +296,15 @@ func checkJSON(data []byte) ([]string, error) {
 					continue
 				}
 				k, _ := tok.(string)
+				if !memberName(k) {
+					// encoding/json matches member names to fields without
+					// case ("Size", "ſize" for "size"): another parser
+					// would ignore what Go reads. Every member of these
+					// formats is lower-case ASCII, so nothing else is one.
+					return nil, malformed("member name outside [a-z0-9_]")
+				}
 				if _, dup := f.keys[k]; dup {
-					return nil, malformed("duplicate member %q", k)
+					return nil, malformed("duplicate member name")
 				}
 				f.keys[k] = struct{}{}
 				if len(stack) == 1 {

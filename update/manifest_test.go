@@ -184,7 +184,44 @@ func TestStrictJSON(t *testing.T) {
 	for _, doc := range []string{
 		`{"a":1,"a":2}`, `{"a":1,"b":{"c":1,"c":2}}`, `{"a":1} {}`, `[1]`, `{"a":1`, `{"a":1,"x":2}`,
 		`{"b":{}}`, `{"a":1.5,"b":{}}`, `{"a":1,"b":` + strings.Repeat(`[`, 20) + strings.Repeat(`]`, 20) + `}`,
+		// encoding/json alone would match these to "a" and "c" without
+		// case, so that Go reads 2 where an exact parser reads 1.
+		`{"a":1,"A":2,"b":{"c":1}}`, `{"a":1,"b":{"c":1,"C":2}}`, `{"A":1,"b":{}}`,
+		"{\"a\":1,\"b\":{\"c\":1,\"\u212a\":2}}", // KELVIN SIGN folds to k, not c: still not a member
+		"{\"a\":1,\"b\":{\"\u017fc\":2}}",        // LATIN SMALL LETTER LONG S
 	} {
 		require.ErrorIs(t, decodeStrict([]byte(doc), &v, "a", "b"), ErrMalformed, doc)
+	}
+}
+
+// TestManifestMemberCase signs a manifest payload that repeats a member
+// with another case. Go's encoding/json would take the second value, a
+// Swift or Kotlin parser the first: the document must be malformed.
+func TestManifestMemberCase(t *testing.T) {
+	t.Parallel()
+	k := testKeys()[0]
+	root, err := ParseRoot(simpleRoot(t, k))
+	require.NoError(t, err)
+	signed, err := SignManifest(testManifest(1), k)
+	require.NoError(t, err)
+	_, err = root.VerifyManifest(signed, t0)
+	require.NoError(t, err)
+	for _, edit := range []func(string) string{
+		func(s string) string {
+			return strings.Replace(s, `"bundle_version":1,`, `"bundle_version":1,"Bundle_version":99,`, 1)
+		},
+		func(s string) string {
+			return strings.Replace(s, `"mandatory":false`, `"mandatory":false,"MANDATORY":true`, 1)
+		},
+		func(s string) string { return strings.Replace(s, `"size":`, `"Size":`, 1) },
+	} {
+		p, err := unverifiedPayload(signed)
+		require.NoError(t, err)
+		edited := edit(string(p))
+		require.NotEqual(t, string(p), edited)
+		doc, err := signEnvelope([]byte(edited), typManifest, []crypto.Signer{k})
+		require.NoError(t, err)
+		_, err = root.VerifyManifest(doc, t0)
+		require.ErrorIs(t, err, ErrMalformed, edited)
 	}
 }

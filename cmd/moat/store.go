@@ -258,6 +258,9 @@ func runStorePasswd(ctx context.Context, std stdio, args []string) int {
 	if *f.dir == "" {
 		return usageErrorf(std, "store: --dir is required")
 	}
+	if _, err := os.Stat(*f.dir); err != nil { // NewDirBackend would create it
+		return storeError(std, fmt.Errorf("no store at %s (run 'moat store init')", *f.dir))
+	}
 	b, err := securestore.NewDirBackend(*f.dir)
 	if err != nil {
 		return storeError(std, err)
