@@ -100,9 +100,23 @@
 // the same run: floor-ecdsa-p256, bare-handler, bearer-cached,
 // dpop-cached-token and bearer-uncached. The targets are dpop-cached-token
 // and bearer-uncached within 1.10× the floor, and bearer-cached within
-// 1 µs and 3 allocations of bare-handler. Measured figures: not recorded
-// yet (run go test -run '^$' -bench BenchmarkProtectedRequest ./auth/ on an
-// idle machine and put them here).
+// 1 µs and 3 allocations of bare-handler. Measured (go test -bench
+// BenchmarkProtectedRequest -benchtime 2s -count 3, three sessions, on the
+// project's 2-core AMD EPYC, Go 1.26; the machine's speed drifts by 10-20%
+// between sub-benchmarks, so the ratios move from run to run):
+//
+//	floor-ecdsa-p256   48-63 µs     11 allocs
+//	bare-handler       2.3-2.9 ns    0 allocs
+//	bearer-cached      0.79-0.94 µs  2 allocs (368 B): within 1 µs of bare-handler
+//	dpop-cached-token  57-79 µs     61 allocs: 1.05-1.2× the floor
+//	bearer-uncached    60-80 µs     68 allocs: 1.07-1.3× the floor
+//
+// The 1.10× target is met in some runs and not in others. A CPU profile of
+// bearer-uncached puts about 83% of the time in the signature check; the
+// rest is decoding the claims with encoding/json (about 6%), the token
+// cache and header handling (about 5%) and parsing the compact JWS (2%).
+// A DPoP proof costs one more ECDSA verification, which the token cache
+// cannot save, plus its jti's single-use write to the kv store.
 //
 // To keep within 10% of that floor, this package verifies compact JWS with
 // a small strict parser on the standard library's crypto instead of

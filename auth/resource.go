@@ -178,14 +178,15 @@ func (rs *Resource) authenticate(r *http.Request) (*Principal, error) {
 		return nil, invalidToken("empty token")
 	}
 	now := rs.cfg.Now()
-	e := rs.cache.get(token, now)
+	key := tokenKey(token)
+	e := rs.cache.get(key, now)
 	if e == nil {
 		c, err := rs.cfg.Validator.validate(token)
 		if err != nil {
 			return nil, invalidToken(publicMessage(err))
 		}
 		e = &cachedToken{principal: c.principal(), expires: time.Unix(c.Expiry, 0), revokedKey: keyRevokedJTI + c.ID}
-		rs.cache.put(token, e, now)
+		rs.cache.put(key, e, now)
 	}
 	p := e.principal
 	switch {
@@ -280,8 +281,7 @@ func tokenKey(token string) [sha256.Size]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 }
 
-func (c *tokenCache) get(token string, now time.Time) *cachedToken {
-	k := tokenKey(token)
+func (c *tokenCache) get(k [sha256.Size]byte, now time.Time) *cachedToken {
 	c.mu.RLock()
 	e := c.byID[k]
 	c.mu.RUnlock()
@@ -291,8 +291,7 @@ func (c *tokenCache) get(token string, now time.Time) *cachedToken {
 	return e
 }
 
-func (c *tokenCache) put(token string, e *cachedToken, now time.Time) {
-	k := tokenKey(token)
+func (c *tokenCache) put(k [sha256.Size]byte, e *cachedToken, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.byID) >= c.max {

@@ -18,20 +18,20 @@ func TestTokenCacheBoundedAndExpiryAware(t *testing.T) {
 
 	c := newTokenCache(3)
 	for i := range 100 {
-		c.put(fmt.Sprint("token-", i), &cachedToken{expires: now.Add(time.Hour)}, now)
+		c.put(tokenKey(fmt.Sprint("token-", i)), &cachedToken{expires: now.Add(time.Hour)}, now)
 		require.LessOrEqual(t, len(c.byID), 3, "after %d puts", i+1)
 	}
-	require.NotNil(t, c.get("token-99", now), "the newest entry is kept")
+	require.NotNil(t, c.get(tokenKey("token-99"), now), "the newest entry is kept")
 
 	c = newTokenCache(2)
-	c.put("short", &cachedToken{expires: now.Add(time.Second)}, now)
-	c.put("long", &cachedToken{expires: now.Add(time.Hour)}, now)
-	require.NotNil(t, c.get("short", now))
-	require.Nil(t, c.get("short", now.Add(time.Second)), "an entry is not served at or after its expiry")
-	c.put("new", &cachedToken{expires: now.Add(time.Hour)}, now.Add(2*time.Second))
+	c.put(tokenKey("short"), &cachedToken{expires: now.Add(time.Second)}, now)
+	c.put(tokenKey("long"), &cachedToken{expires: now.Add(time.Hour)}, now)
+	require.NotNil(t, c.get(tokenKey("short"), now))
+	require.Nil(t, c.get(tokenKey("short"), now.Add(time.Second)), "an entry is not served at or after its expiry")
+	c.put(tokenKey("new"), &cachedToken{expires: now.Add(time.Hour)}, now.Add(2*time.Second))
 	require.Len(t, c.byID, 2)
-	require.NotNil(t, c.get("long", now.Add(2*time.Second)), "the expired entry made room, not the live one")
-	require.NotNil(t, c.get("new", now.Add(2*time.Second)))
+	require.NotNil(t, c.get(tokenKey("long"), now.Add(2*time.Second)), "the expired entry made room, not the live one")
+	require.NotNil(t, c.get(tokenKey("new"), now.Add(2*time.Second)))
 
 	_, ok := c.byID[sha256.Sum256([]byte("long"))]
 	require.True(t, ok, "keyed by the SHA-256 of the token")
