@@ -96,7 +96,12 @@ type Config struct {
 	// means their plain union in order.
 	CombineAMR func(lists ...[]string) []string
 	// SSOChecks names checks whose success is shared by the apps of one SSO
-	// group on one device rather than kept per client.
+	// group on one device rather than kept per client. "One device" is the
+	// device id the clients declared at registration: a client that
+	// registers an app of the group with another device's id shares that
+	// device's successes. Mark checks for SSO only when registration
+	// proves the device (an attestation policy that binds the device id)
+	// or device ids are secrets that never leave the device.
 	SSOChecks []string
 	// SSOGroups maps app ids to their SSO group. Apps without a group
 	// share nothing.
