@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/moatsec/moat/internal/nonce"
+	"github.com/moatsec/moat/internal/strictjson"
 	"github.com/moatsec/moat/kv"
 )
 
@@ -200,6 +201,9 @@ func (v *DPoPVerifier) Verify(ctx context.Context, proof string, req DPoPRequest
 		return nil, fmt.Errorf("%w: %w", ErrInvalidDPoPProof, err)
 	}
 	var c proofClaims
+	if err := strictjson.Check(jws.payload, proofClaimNames); err != nil {
+		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidDPoPProof, err)
+	}
 	if err := json.Unmarshal(jws.payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: claims are not a JSON object", ErrInvalidDPoPProof)
 	}
@@ -380,3 +384,5 @@ func isUnreserved(c byte) bool {
 	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
 		c == '-' || c == '.' || c == '_' || c == '~'
 }
+
+var proofClaimNames = strictjson.FieldNames(proofClaims{})

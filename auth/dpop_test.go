@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,10 +159,17 @@ func TestDPoPProofRefusals(t *testing.T) {
 
 	v := newVerifier(t, func() time.Time { return now })
 	cases := map[string]string{
-		"private key in jwk":   signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": json.RawMessage(privJWK)}, claims()),
-		"wrong typ":            signES256(t, key, map[string]any{"typ": "JWT", "alg": "ES256", "jwk": json.RawMessage(pubJWK)}, claims()),
-		"no typ":               signES256(t, key, map[string]any{"alg": "ES256", "jwk": json.RawMessage(pubJWK)}, claims()),
-		"no jwk":               signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256"}, claims()),
+		"private key in jwk": signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": json.RawMessage(privJWK)}, claims()),
+		"wrong typ":          signES256(t, key, map[string]any{"typ": "JWT", "alg": "ES256", "jwk": json.RawMessage(pubJWK)}, claims()),
+		"no typ":             signES256(t, key, map[string]any{"alg": "ES256", "jwk": json.RawMessage(pubJWK)}, claims()),
+		"no jwk":             signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256"}, claims()),
+		// JOSE names are case-sensitive: "TYP" is not typ, though
+		// encoding/json would read it as typ.
+		"TYP for typ": signES256(t, key, map[string]any{"TYP": "dpop+jwt", "alg": "ES256", "jwk": json.RawMessage(pubJWK)}, claims()),
+		"HTM for htm": signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": json.RawMessage(pubJWK)},
+			map[string]any{"jti": "case", "HTM": "GET", "htu": url, "iat": now.Unix()}),
+		"duplicate htm": signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": json.RawMessage(pubJWK)},
+			json.RawMessage(`{"jti":"dup","htm":"POST","htm":"GET","htu":"`+url+`","iat":`+strconv.FormatInt(now.Unix(), 10)+`}`)),
 		"jwk of another key":   signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": json.RawMessage(otherJWK)}, claims()),
 		"jwk does not fit alg": signES256(t, key, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": json.RawMessage(edJWK)}, claims()),
 		"alg none":             b64JSON(t, map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": json.RawMessage(pubJWK)}) + "." + b64JSON(t, claims()) + ".",

@@ -457,6 +457,18 @@ func TestRegistrationRefusals(t *testing.T) {
 	b["app_id"] = strings.Repeat("a", 300)
 	status, _ := send(b, regProof())
 	require.Equal(t, http.StatusBadRequest, status)
+	// A second spelling of a member: encoding/json would let it override
+	// device_id, while a proxy reading the body sees the first one.
+	b = r.registration()
+	b["DEVICE_ID"] = "phone-of-someone-else"
+	status, _ = send(b, regProof())
+	require.Equal(t, http.StatusBadRequest, status, "a member spelled twice")
+	b = r.registration()
+	b["device_id"] = "dev-utf8"
+	raw, err := json.Marshal(b)
+	require.NoError(t, err)
+	status, _ = send(strings.Replace(string(raw), "dev-utf8", "dev\xff", 1), regProof())
+	require.Equal(t, http.StatusBadRequest, status, "invalid UTF-8 (encoding/json would read U+FFFD)")
 
 	// Keys: private, P-384, RSA, not a key.
 	priv, err := json.Marshal(jose.JSONWebKey{Key: r.key})

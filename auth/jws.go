@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/moatsec/moat/internal/strictjson"
 )
 
 // Algorithms moat signs and verifies with. Anything else is refused.
@@ -35,6 +37,8 @@ type compactJWS struct {
 	payload      []byte
 	signature    []byte
 }
+
+var headerNames = strictjson.FieldNames(jwsHeader{})
 
 type jwsHeader struct {
 	Alg  string          `json:"alg"`
@@ -72,6 +76,10 @@ func parseCompactJWS(token string, maxSize int) (*compactJWS, error) {
 		return nil, fmt.Errorf("%w: header is not base64url", ErrMalformedToken)
 	}
 	jws := &compactJWS{rawHeader: h, signingInput: token[:j]}
+	// JOSE member names are case-sensitive; encoding/json's are not.
+	if err := strictjson.Check(hb, headerNames); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrMalformedToken, err)
+	}
 	if err := json.Unmarshal(hb, &jws.header); err != nil {
 		return nil, fmt.Errorf("%w: header is not a JSON object", ErrMalformedToken)
 	}

@@ -3,12 +3,16 @@
 package httpjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strings"
+
+	"github.com/moatsec/moat/internal/strictjson"
 )
 
 // Write sends v as a JSON response with the given status. Responses are
@@ -66,18 +70,27 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 			return errors.New("content type must be application/json")
 		}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return ErrBodyTooLarge
 		}
-		return fmt.Errorf("malformed JSON body: %s", describe(err))
+		return errors.New("malformed JSON body: could not read it")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("malformed JSON body: trailing data after the object")
+	// encoding/json matches member names without case and lets a later
+	// duplicate win; another reader of the same body (a proxy, a log
+	// pipeline) would see other values.
+	if err := strictjson.Check(data, strictjson.FieldNames(v)); err != nil {
+		if len(bytes.TrimSpace(data)) == 0 {
+			return errors.New("malformed JSON body: empty or truncated body")
+		}
+		return fmt.Errorf("malformed JSON body: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("malformed JSON body: %s", describe(err))
 	}
 	return nil
 }
@@ -97,5 +110,9 @@ func describe(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "empty or truncated body"
 	}
-	return err.Error()
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok && len(name) > 66 {
+		msg = "json: unknown field " + name[:64] + `..."`
+	}
+	return msg
 }
