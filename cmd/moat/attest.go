@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -194,7 +193,7 @@ func attestOutput(std stdio, err error, fields map[string]any) int {
 
 // readBinaryOrB64 reads a file holding raw bytes or base64 text.
 func readBinaryOrB64(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +244,7 @@ func readECPublicKey(v string) (*ecdsa.PublicKey, error) {
 func readRoots(paths []string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := readFile(p)
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +277,7 @@ func verifyAppAttestCLI(std stdio, f *attestFlags, at time.Time) int {
 	var cdh []byte
 	switch i {
 	case 0:
-		b, err := os.ReadFile(f.clientData)
+		b, err := readFile(f.clientData)
 		if err != nil {
 			return usageErrorf(std, "--client-data: %v", err)
 		}
@@ -360,7 +359,7 @@ func runAttestAssert(_ context.Context, std stdio, args []string) int {
 	}
 	cd := []byte(*cdText)
 	if i == 0 {
-		if cd, err = os.ReadFile(*cdFile); err != nil {
+		if cd, err = readFile(*cdFile); err != nil {
 			return usageErrorf(std, "--client-data: %v", err)
 		}
 	}
@@ -397,7 +396,7 @@ func verifyAndroidKeyCLI(std stdio, f *attestFlags, at time.Time) int {
 	if !ok {
 		return usageErrorf(std, "--min-level must be software, tee or strongbox")
 	}
-	b, err := os.ReadFile(f.in)
+	b, err := readFile(f.in)
 	if err != nil {
 		return usageErrorf(std, "--in: %v", err)
 	}
@@ -475,7 +474,7 @@ func verifyPlayIntegrityCLI(ctx context.Context, std stdio, f *attestFlags, at t
 			return usageErrorf(std, "--max-age must be a positive duration")
 		}
 	}
-	tok, err := os.ReadFile(f.in)
+	tok, err := readFile(f.in)
 	if err != nil {
 		return usageErrorf(std, "--in: %v", err)
 	}
@@ -519,7 +518,7 @@ func verifyWebAuthnCLI(std stdio, f *attestFlags, at time.Time) int {
 	if err != nil {
 		return usageErrorf(std, "--roots: %v", err)
 	}
-	b, err := os.ReadFile(f.in)
+	b, err := readFile(f.in)
 	if err != nil {
 		return usageErrorf(std, "--in: %v", err)
 	}

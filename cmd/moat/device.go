@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -102,7 +101,7 @@ func deviceFlags(std stdio, fs *flag.FlagSet) func() (*deviceAPI, int, bool) {
 		a.base = strings.TrimSuffix(u.String(), "/")
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		if *ca != "" {
-			pem, err := os.ReadFile(*ca)
+			pem, err := readFile(*ca)
 			if err != nil {
 				return nil, usageErrorf(std, "device: reading --ca: %v", err), false
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -15,7 +14,7 @@ import (
 func readPublicKey(v string) (crypto.PublicKey, error) {
 	data := []byte(v)
 	if !strings.Contains(v, "-----BEGIN") {
-		if b, err := os.ReadFile(v); err == nil {
+		if b, err := readFile(v); err == nil {
 			data = b
 		}
 	}

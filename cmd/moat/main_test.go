@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -44,4 +45,20 @@ func TestUsageAndExitCodes(t *testing.T) {
 	code, stdout, _ = runCLI(t, "", nil, "help", "version")
 	require.Equal(t, exitOK, code)
 	require.Contains(t, stdout, "Usage: moat version")
+}
+
+// TestInputFilesAreBounded: a device such as /dev/zero given as an input
+// file is refused with an error instead of being read into memory.
+func TestInputFilesAreBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero here")
+	}
+	for _, args := range [][]string{
+		{"pins", "compute", "--in", "/dev/zero"},
+		{"update", "verify", "--root", "/dev/zero", "--manifest", "/dev/zero"},
+	} {
+		code, _, stderr := runCLI(t, "", nil, args...)
+		require.NotZero(t, code, "%v", args)
+		require.Contains(t, stderr, "input too large", "%v", args)
+	}
 }

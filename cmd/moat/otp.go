@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -76,6 +77,13 @@ func (o *otpFlags) key(std stdio, required bool) (stepup.OTPKey, bool, error) {
 			return stepup.OTPKey{}, false, err
 		}
 		generated = true
+	}
+	// OTPKey reads 0 as the default; on the command line 0 is a mistake.
+	if o.period <= 0 {
+		return stepup.OTPKey{}, false, fmt.Errorf("--period must be a positive number of seconds")
+	}
+	if o.digits <= 0 {
+		return stepup.OTPKey{}, false, fmt.Errorf("--digits must be 6, 7 or 8")
 	}
 	k := stepup.OTPKey{Secret: secret, Algorithm: alg, Digits: o.digits, Period: o.period}
 	if _, err := k.HOTP(0); err != nil { // validates digits and period
@@ -171,6 +179,10 @@ func otpURI(std stdio, name, usageLine string, args []string, extra func(*flag.F
 	if issuer == "" || account == "" {
 		return nil, usageErrorf(std, "otp %s: --issuer and --account are required", name)
 	}
+	if strings.Contains(issuer, ":") {
+		// The label is ISSUER:ACCOUNT: a colon in the issuer makes it ambiguous.
+		return nil, usageErrorf(std, "otp %s: --issuer must not contain a colon", name)
+	}
 	k, generated, err := o.key(std, false)
 	if err != nil {
 		return nil, usageErrorf(std, "otp %s: %v", name, err)
@@ -201,7 +213,7 @@ func parseUnixAt(s string) (time.Time, error) {
 }
 
 func runOTPCode(_ context.Context, std stdio, args []string) int {
-	fs := newFlags(std, "otp code", "moat otp code --secret BASE32 [--algorithm SHA1|SHA256|SHA512] [--digits 6|8] [--period 30] [--at UNIX_SECONDS] | --hotp --counter N")
+	fs := newFlags(std, "otp code", "moat otp code --secret BASE32 [--algorithm SHA1|SHA256|SHA512] [--digits 6|7|8] [--period 30] [--at UNIX_SECONDS] | --hotp --counter N")
 	var o otpFlags
 	o.register(fs)
 	var at string

@@ -159,3 +159,16 @@ func TestOTPURIAndQR(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.True(t, strings.HasPrefix(stdout, "\x89PNG"))
 }
+
+// TestOTPRefusesMistakes: a zero period, and an issuer with a colon (the
+// label ISSUER:ACCOUNT would be ambiguous), are usage errors.
+func TestOTPRefusesMistakes(t *testing.T) {
+	for _, args := range [][]string{
+		{"otp", "code", "--secret", "JBSWY3DPEHPK3PXP", "--period", "0"},
+		{"otp", "code", "--secret", "JBSWY3DPEHPK3PXP", "--digits", "0"},
+		{"otp", "uri", "--issuer", "A:B", "--account", "x@y"},
+	} {
+		code, _, _ := runCLI(t, "", nil, args...)
+		require.Equal(t, 2, code, "%v", args)
+	}
+}

@@ -233,7 +233,7 @@ func runPinsVerify(_ context.Context, std stdio, args []string) int {
 		}
 		keys = append(keys, k)
 	}
-	data, err := os.ReadFile(*docFile)
+	data, err := readFile(*docFile)
 	if err != nil {
 		return usageErrorf(std, "%v", err)
 	}
@@ -323,7 +323,7 @@ func readSetAt(std stdio, pinsFile, at string) (*pinning.Set, time.Time, int) {
 
 // readSet reads a pin set's JSON form.
 func readSet(path string) (*pinning.Set, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +342,7 @@ func readSet(path string) (*pinning.Set, error) {
 // ("-----END CERTIFICATE----------BEGIN CERTIFICATE-----"), as some
 // published chains are.
 func pemBlocks(path string) ([]*pem.Block, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}

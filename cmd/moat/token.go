@@ -150,3 +150,22 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// maxInputFile bounds what the commands read of an input file (keys,
+// certificates, attestations, tokens, pin sets, manifests): a device such
+// as /dev/zero given by mistake gets an error, not all the memory.
+const maxInputFile = 32 << 20
+
+// readFile reads an input file of at most maxInputFile bytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := readLimited(f, maxInputFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}

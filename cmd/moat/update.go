@@ -76,7 +76,7 @@ func runUpdateKeygen(_ context.Context, std stdio, args []string) int {
 func readSigners(paths []string) ([]crypto.Signer, error) {
 	var out []crypto.Signer
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := readFile(p)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +94,7 @@ func readSigners(paths []string) ([]crypto.Signer, error) {
 func readPublicKeys(paths []string) ([]jose.JSONWebKey, error) {
 	var out []jose.JSONWebKey
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := readFile(p)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +191,7 @@ func runUpdateRootRotate(_ context.Context, std stdio, args []string) int {
 	if *oldPath == "" || len(keys) == 0 || len(newKeys) == 0 || *out == "" || fs.NArg() != 0 || *expires <= 0 {
 		return usageErrorf(std, "update root rotate needs --root, --key, --new-key and --out")
 	}
-	oldDoc, err := os.ReadFile(*oldPath)
+	oldDoc, err := readFile(*oldPath)
 	if err != nil {
 		return usageErrorf(std, "%v", err)
 	}
@@ -280,7 +280,7 @@ func runUpdatePublish(ctx context.Context, std stdio, args []string) int {
 	}
 	var root []byte
 	if *rootPath != "" {
-		if root, err = os.ReadFile(*rootPath); err != nil {
+		if root, err = readFile(*rootPath); err != nil {
 			return usageErrorf(std, "%v", err)
 		}
 	}
@@ -327,11 +327,11 @@ func runUpdateVerify(_ context.Context, std stdio, args []string) int {
 	if *rootPath == "" || *manifestPath == "" || fs.NArg() != 0 {
 		return usageErrorf(std, "update verify needs --root and --manifest")
 	}
-	rootDoc, err := os.ReadFile(*rootPath)
+	rootDoc, err := readFile(*rootPath)
 	if err != nil {
 		return usageErrorf(std, "%v", err)
 	}
-	doc, err := os.ReadFile(*manifestPath)
+	doc, err := readFile(*manifestPath)
 	if err != nil {
 		return usageErrorf(std, "%v", err)
 	}
@@ -370,7 +370,7 @@ func runUpdateApply(ctx context.Context, std stdio, args []string) int {
 	if err != nil {
 		return usageErrorf(std, "%v", err)
 	}
-	root, err := os.ReadFile(*rootPath)
+	root, err := readFile(*rootPath)
 	if err != nil {
 		return usageErrorf(std, "%v", err)
 	}
