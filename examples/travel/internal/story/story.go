@@ -378,7 +378,7 @@ func (s *story) run(ctx context.Context) error {
 	if m == nil || m.BundleVersion != 1 {
 		return errors.New("bundle 1 was not installed")
 	}
-	t.note("installed web bundle %d (%d files, signatures and every file's SHA-256 verified)", m.BundleVersion, len(m.Files))
+	t.note("installed web bundle %d (%d files, signatures and every file's SHA-256 verified; the 404 for roots/2.json says no newer trust root was published)", m.BundleVersion, len(m.Files))
 
 	t.step("13. a security fix to the booking view ships as mandatory bundle 2: calls are refused until the app installs it")
 	if err := s.d.publishFix(ctx); err != nil {
