@@ -28,9 +28,11 @@
 //     platform, channel, device id, the client's P-256 public JWK, a
 //     single-use server nonce (GET or POST <prefix>/nonce) and an optional
 //     attestation object. The request carries a DPoP proof signed by the key
-//     being registered. The [RegistrationPolicy] decides; a [Refusal] is
-//     answered with its status and error code. The answer carries the
-//     client_id.
+//     being registered. Platform and channel, which choose the version and
+//     attestation policies, are lower-case names (a-z 0-9 . _ -), so that
+//     "Android " cannot slip past the rules for "android". The
+//     [RegistrationPolicy] decides; a [Refusal] is answered with its status
+//     and error code. The answer carries the client_id.
 //   - Authorization Challenge Endpoint (POST <prefix>/authorize-challenge,
 //     JSON), after draft-ietf-oauth-first-party-apps-04: the first request
 //     has client_id, scope, and optionally acr_values and max_age; follow-ups

@@ -457,6 +457,19 @@ func TestRegistrationRefusals(t *testing.T) {
 	b["app_id"] = strings.Repeat("a", 300)
 	status, _ := send(b, regProof())
 	require.Equal(t, http.StatusBadRequest, status)
+	// Platform and channel choose the policies: other spellings of a
+	// configured name are refused, not matched to no policy at all.
+	for field, v := range map[string]string{"platform": "Android ", "channel": "Phone"} {
+		b = r.registration()
+		b[field] = v
+		status, out := send(b, regProof())
+		require.Equal(t, http.StatusBadRequest, status, "%s %q", field, v)
+		require.Equal(t, "invalid_client_metadata", out["error"])
+	}
+	b = r.registration()
+	b["platform"] = "ANDROID"
+	status, _ = send(b, regProof())
+	require.Equal(t, http.StatusBadRequest, status)
 	// A second spelling of a member: encoding/json would let it override
 	// device_id, while a proxy reading the body sees the first one.
 	b = r.registration()

@@ -68,6 +68,21 @@ func validField(v string) bool {
 	return true
 }
 
+// validName reports whether v is a platform or channel name: 1 to 64 of
+// a-z 0-9 . _ -, starting with a letter or digit.
+func validName(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')) {
+			return false
+		}
+	}
+	return true
+}
+
 // parseClientKey parses a client's public JWK: a P-256 public key only.
 func parseClientKey(raw json.RawMessage) (jose.JSONWebKey, string, error) {
 	var jwk jose.JSONWebKey
@@ -105,6 +120,15 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	for _, f := range fields {
 		if !validField(f.value) {
 			oauthError(w, http.StatusBadRequest, "invalid_client_metadata", fmt.Sprintf("%s must be 1 to %d printable characters", f.name, maxFieldLen))
+			return
+		}
+	}
+	// Policies (version, attestation) are looked up by platform and
+	// channel: a spelling such as "Android " must not slip past the rules
+	// for "android".
+	for _, f := range fields[1:3] {
+		if !validName(f.value) {
+			oauthError(w, http.StatusBadRequest, "invalid_client_metadata", fmt.Sprintf("%s must be lower-case letters, digits, '.', '_' or '-'", f.name))
 			return
 		}
 	}
