@@ -5,12 +5,14 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
+
+	"github.com/moatsec/moat/internal/strictjson"
 )
 
 // Media types carried in each signature's protected "typ" header. They keep
@@ -205,9 +207,16 @@ const maxJSONDepth = 16
 // missing top-level members listed in required, nesting deeper than
 // maxJSONDepth, and trailing data.
 func decodeStrict(data []byte, v any, required ...string) error {
-	top, err := checkJSON(data)
-	if err != nil {
-		return err
+	top, err := strictjson.CheckEvery(data, maxJSONDepth, memberName)
+	switch {
+	case errors.Is(err, strictjson.ErrName):
+		// encoding/json matches member names to fields without case
+		// ("Size", "ſize" for "size"): another parser would ignore what
+		// Go reads. Every member of these formats is lower-case ASCII,
+		// so nothing else is one.
+		return malformed("member name outside [a-z0-9_]")
+	case err != nil:
+		return malformed("%v", err)
 	}
 	for _, r := range required {
 		if !slices.Contains(top, r) {
@@ -247,89 +256,4 @@ func memberName(k string) bool {
 		}
 	}
 	return true
-}
-
-// checkJSON walks the tokens of data, which must be exactly one object,
-// and returns its top-level member names.
-func checkJSON(data []byte) ([]string, error) {
-	type frame struct {
-		object    bool
-		expectKey bool
-		keys      map[string]struct{}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var stack []*frame
-	var top []string
-	done := false
-	valueDone := func() {
-		if len(stack) == 0 {
-			done = true
-			return
-		}
-		if f := stack[len(stack)-1]; f.object {
-			f.expectKey = true
-		}
-	}
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, malformed("invalid JSON")
-		}
-		if done {
-			return nil, malformed("trailing data after the JSON object")
-		}
-		if len(stack) == 0 {
-			if d, ok := tok.(json.Delim); !ok || d != '{' {
-				return nil, malformed("document is not a JSON object")
-			}
-		}
-		if len(stack) > 0 {
-			f := stack[len(stack)-1]
-			if f.object && f.expectKey {
-				if d, ok := tok.(json.Delim); ok && d == '}' {
-					stack = stack[:len(stack)-1]
-					valueDone()
-					continue
-				}
-				k, _ := tok.(string)
-				if !memberName(k) {
-					// encoding/json matches member names to fields without
-					// case ("Size", "ſize" for "size"): another parser
-					// would ignore what Go reads. Every member of these
-					// formats is lower-case ASCII, so nothing else is one.
-					return nil, malformed("member name outside [a-z0-9_]")
-				}
-				if _, dup := f.keys[k]; dup {
-					return nil, malformed("duplicate member name")
-				}
-				f.keys[k] = struct{}{}
-				if len(stack) == 1 {
-					top = append(top, k)
-				}
-				f.expectKey = false
-				continue
-			}
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= maxJSONDepth {
-				return nil, malformed("JSON nested too deeply")
-			}
-			obj := tok == json.Delim('{')
-			stack = append(stack, &frame{object: obj, expectKey: obj, keys: map[string]struct{}{}})
-		case json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			valueDone()
-		default:
-			valueDone()
-		}
-	}
-	if !done {
-		return nil, malformed("truncated JSON")
-	}
-	return top, nil
 }

@@ -27,6 +27,7 @@ var (
 	ErrTooDeep       = errors.New("JSON nested too deeply")
 	ErrDuplicateName = errors.New("duplicate member name")
 	ErrNameCase      = errors.New("member name differs from a known one only in case")
+	ErrName          = errors.New("member name not allowed")
 )
 
 // Check returns nil when data is exactly one JSON object, in valid UTF-8,
@@ -37,15 +38,33 @@ var (
 // names without escapes; the caller still decodes data with
 // encoding/json, which checks the rest of the syntax.
 func Check(data []byte, names []string) error {
+	s := scanner{data: data, names: names, maxDepth: MaxDepth}
+	return s.run()
+}
+
+// CheckEvery is Check for formats whose every member name is known to
+// follow a rule: instead of comparing top-level names with a list, it
+// refuses (ErrName) a document in which allowed returns false for any
+// member name at any depth (after unescaping), and it refuses nesting
+// deeper than maxDepth. It returns the top-level member names in order.
+func CheckEvery(data []byte, maxDepth int, allowed func(name string) bool) ([]string, error) {
+	s := scanner{data: data, allowed: allowed, maxDepth: maxDepth}
+	if err := s.run(); err != nil {
+		return nil, err
+	}
+	return s.top, nil
+}
+
+func (s *scanner) run() error {
+	data := s.data
 	if !utf8.Valid(data) {
 		return ErrInvalidUTF8
 	}
-	s := scanner{data: data, names: names}
 	s.space()
-	if s.pos >= len(data) || data[s.pos] != '{' {
-		if s.pos >= len(data) {
-			return ErrInvalid
-		}
+	if s.pos >= len(data) {
+		return ErrInvalid
+	}
+	if data[s.pos] != '{' {
 		return ErrNotObject
 	}
 	if err := s.value(0); err != nil {
@@ -60,9 +79,12 @@ func Check(data []byte, names []string) error {
 
 // scanner walks JSON text just enough to see every object's member names.
 type scanner struct {
-	data  []byte
-	pos   int
-	names []string
+	data     []byte
+	pos      int
+	names    []string
+	allowed  func(string) bool
+	maxDepth int
+	top      []string
 }
 
 func (s *scanner) space() {
@@ -83,12 +105,12 @@ func (s *scanner) value(depth int) error {
 	}
 	switch s.data[s.pos] {
 	case '{':
-		if depth >= MaxDepth {
+		if depth >= s.maxDepth {
 			return ErrTooDeep
 		}
 		return s.object(depth)
 	case '[':
-		if depth >= MaxDepth {
+		if depth >= s.maxDepth {
 			return ErrTooDeep
 		}
 		s.pos++
@@ -173,6 +195,15 @@ func (s *scanner) object(depth int) error {
 		if depth == 0 && s.names != nil {
 			if err := s.checkName(key); err != nil {
 				return err
+			}
+		}
+		if s.allowed != nil {
+			k := string(key)
+			if !s.allowed(k) {
+				return ErrName
+			}
+			if depth == 0 {
+				s.top = append(s.top, k)
 			}
 		}
 		s.space()
