@@ -142,23 +142,7 @@ func parseVersion(res any) (uint64, error) {
 
 // Get implements [kv.Store].
 func (s *Store) Get(ctx context.Context, key string) (kv.Item, error) {
-	const op = "get"
-	if err := check(ctx, op, key); err != nil {
-		return kv.Item{}, err
-	}
-	start := time.Now()
-	res, err := getScript.Run(ctx, s.client, s.keys(key)).Result()
-	if errors.Is(err, goredis.Nil) {
-		return kv.Item{}, kv.ErrNotFound
-	}
-	if err != nil {
-		return kv.Item{}, fail(op, err)
-	}
-	it, err := parseItem(res, start)
-	if err != nil {
-		return kv.Item{}, fail(op, err)
-	}
-	return it, nil
+	return s.item(ctx, "get", getScript, key)
 }
 
 // Set implements [kv.Store].
@@ -221,12 +205,16 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Consume implements [kv.Store].
 func (s *Store) Consume(ctx context.Context, key string) (kv.Item, error) {
-	const op = "consume"
+	return s.item(ctx, "consume", consumeScript, key)
+}
+
+// item runs a script that answers {value, version, pttl} or nil.
+func (s *Store) item(ctx context.Context, op string, script *goredis.Script, key string) (kv.Item, error) {
 	if err := check(ctx, op, key); err != nil {
 		return kv.Item{}, err
 	}
 	start := time.Now()
-	res, err := consumeScript.Run(ctx, s.client, s.keys(key)).Result()
+	res, err := script.Run(ctx, s.client, s.keys(key)).Result()
 	if errors.Is(err, goredis.Nil) {
 		return kv.Item{}, kv.ErrNotFound
 	}
