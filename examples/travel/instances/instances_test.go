@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -193,8 +194,8 @@ func TestStolenOnEveryInstance(t *testing.T) {
 func TestFailClosedWhenServicesStop(t *testing.T) {
 	redisAddr, pgURL := services(t)
 	redisProxy := newFaultProxy(t, redisAddr)
-	pgProxy := newFaultProxy(t, hostPort(t, pgURL))
-	d := deployAt(t, 3, redisProxy.addr(), strings.Replace(pgURL, hostPort(t, pgURL), pgProxy.addr(), 1))
+	proxiedURL, pgProxy := throughProxy(t, pgURL)
+	d := deployAt(t, 3, redisProxy.addr(), proxiedURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dr, err := story.NewDriver(d, io.Discard)
@@ -287,15 +288,20 @@ func setStatus(ctx context.Context, t *testing.T, dr *story.Driver, in *story.In
 	require.NoError(t, dr.Operator(story.At(ctx, in), "PUT", "/devices/"+deviceID+"/status", map[string]string{"status": status, "reason": "propagation test"}))
 }
 
-func hostPort(t *testing.T, pgURL string) string {
+// throughProxy returns pgURL with its host:port replaced by the address
+// of a fault proxy in front of it, and the proxy.
+func throughProxy(t *testing.T, pgURL string) (string, *faultProxy) {
 	t.Helper()
-	at := strings.LastIndex(pgURL, "@")
-	rest := pgURL[at+1:]
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		rest = rest[:i]
+	u, err := url.Parse(pgURL)
+	require.NoError(t, err)
+	require.NotEmpty(t, u.Host, "a host:port in MOAT_TEST_POSTGRES_URL")
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "5432")
 	}
-	require.NotEmpty(t, rest, "a host:port in %s", pgURL)
-	return rest
+	p := newFaultProxy(t, host)
+	u.Host = p.addr()
+	return u.String(), p
 }
 
 // faultProxy forwards TCP connections to a server until it is set down:
@@ -359,16 +365,4 @@ func (p *faultProxy) setDown(down bool) {
 		}
 		clear(p.conns)
 	}
-}
-
-// syncWriter serializes writes from concurrent exchanges.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }
