@@ -124,18 +124,8 @@ func (s *scanner) value(depth int) error {
 			if err := s.value(depth + 1); err != nil {
 				return err
 			}
-			s.space()
-			if s.pos >= len(s.data) {
-				return ErrInvalid
-			}
-			switch s.data[s.pos] {
-			case ',':
-				s.pos++
-			case ']':
-				s.pos++
-				return nil
-			default:
-				return ErrInvalid
+			if end, err := s.next(']'); end || err != nil {
+				return err
 			}
 		}
 	case '"':
@@ -215,20 +205,28 @@ func (s *scanner) object(depth int) error {
 		if err := s.value(depth + 1); err != nil {
 			return err
 		}
-		s.space()
-		if s.pos >= len(s.data) {
-			return ErrInvalid
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return nil
-		default:
-			return ErrInvalid
+		if end, err := s.next('}'); end || err != nil {
+			return err
 		}
 	}
+}
+
+// next reads what follows an element of an object or array: a comma
+// (more to come) or closer (the end).
+func (s *scanner) next(closer byte) (end bool, err error) {
+	s.space()
+	if s.pos >= len(s.data) {
+		return false, ErrInvalid
+	}
+	switch s.data[s.pos] {
+	case ',':
+		s.pos++
+		return false, nil
+	case closer:
+		s.pos++
+		return true, nil
+	}
+	return false, ErrInvalid
 }
 
 // str skips a string and returns its raw contents (between the quotes)
