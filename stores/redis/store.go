@@ -147,28 +147,17 @@ func (s *Store) Get(ctx context.Context, key string) (kv.Item, error) {
 
 // Set implements [kv.Store].
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
-	const op = "set"
-	if err := check(ctx, op, key); err != nil {
-		return 0, err
-	}
-	ms, err := millis(op, ttl)
-	if err != nil {
-		return 0, err
-	}
-	res, err := setScript.Run(ctx, s.client, s.keys(key), bytesArg(value), ms).Result()
-	if err != nil {
-		return 0, fail(op, err)
-	}
-	v, err := parseVersion(res)
-	if err != nil {
-		return 0, fail(op, err)
-	}
-	return v, nil
+	return s.write(ctx, "set", setScript, key, value, ttl)
 }
 
 // CompareAndSet implements [kv.Store].
 func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, ttl time.Duration, version uint64) (uint64, error) {
-	const op = "compare-and-set"
+	return s.write(ctx, "compare-and-set", casScript, key, value, ttl, strconv.FormatUint(version, 10))
+}
+
+// write runs a script that stores value for ttl and answers its new
+// version, or nil when its condition (extra arguments) does not hold.
+func (s *Store) write(ctx context.Context, op string, script *goredis.Script, key string, value []byte, ttl time.Duration, extra ...any) (uint64, error) {
 	if err := check(ctx, op, key); err != nil {
 		return 0, err
 	}
@@ -176,7 +165,7 @@ func (s *Store) CompareAndSet(ctx context.Context, key string, value []byte, ttl
 	if err != nil {
 		return 0, err
 	}
-	res, err := casScript.Run(ctx, s.client, s.keys(key), bytesArg(value), ms, strconv.FormatUint(version, 10)).Result()
+	res, err := script.Run(ctx, s.client, s.keys(key), append([]any{bytesArg(value), ms}, extra...)...).Result()
 	if errors.Is(err, goredis.Nil) {
 		return 0, kv.ErrConflict
 	}
