@@ -151,10 +151,15 @@ type Outcome struct {
 	AttemptsLeft int
 }
 
-func (l *Lockout) keys(account string) (fail, consec, block string) {
+// keys are an account's failure-count prefix, consecutive-failure count,
+// block record and budget epoch. The failure count of a budget lives at
+// the prefix plus the budget's epoch (see [Lockout.failKey]): a block or
+// lock starts a fresh budget by moving the epoch on, never by deleting a
+// count that attempts in flight are still incrementing.
+func (l *Lockout) keys(account string) (fail, consec, block, epoch string) {
 	sum := sha256.Sum256([]byte(account))
 	h := base64.RawURLEncoding.EncodeToString(sum[:18])
-	return l.prefix + "f:" + h, l.prefix + "c:" + h, l.prefix + "b:" + h
+	return l.prefix + "f:" + h, l.prefix + "c:" + h, l.prefix + "b:" + h, l.prefix + "e:" + h
 }
 
 // Try runs verify under account's attempt budget. verify reports whether
@@ -171,7 +176,15 @@ func (l *Lockout) try(ctx context.Context, account string, now time.Time, memory
 	if account == "" {
 		return Outcome{}, errors.New("moat/stepup: lockout needs an account")
 	}
-	fk, ck, bk := l.keys(account)
+	fp, ck, bk, ek := l.keys(account)
+	// The budget is chosen before the block is read: a block moves the
+	// epoch on only after writing the block record, so an attempt that
+	// reads no block counts in a budget the block did not yet close, and
+	// one that counts in a closed budget finds it full.
+	fk, err := l.failKey(ctx, fp, ek)
+	if err != nil {
+		return Outcome{}, err
+	}
 	if until, blocked, err := l.blocked(ctx, bk, now); err != nil || blocked {
 		return Outcome{Blocked: blocked, BlockedUntil: until}, err
 	}
@@ -183,8 +196,9 @@ func (l *Lockout) try(ctx context.Context, account string, now time.Time, memory
 		// Concurrent attempts already hold the whole budget: a burst of
 		// parallel guesses. Block, without counting this unverified
 		// attempt toward the consecutive limit (or one burst would lock
-		// the account until Reset).
-		out, err := l.block(ctx, fk, bk, now)
+		// the account until Reset). The attempts that reserved the budget
+		// are still verified: of a burst of right answers, one passes.
+		out, err := l.block(ctx, bk, ek, now)
 		out.Busy = true
 		return out, err
 	}
@@ -193,19 +207,8 @@ func (l *Lockout) try(ctx context.Context, account string, now time.Time, memory
 		l.giveBack(ctx, fk, l.cfg.FailureWindow)
 		return Outcome{}, fmt.Errorf("moat/stepup: counting attempt: %w", err)
 	}
-	// A block that a concurrent attempt started after the first read
-	// holds for this one too: the block resets the failure count, and this
-	// attempt's count may already belong to the budget that starts after
-	// the block, not to the one the block closed.
-	if until, blocked, err := l.blocked(ctx, bk, now); err != nil || blocked {
-		l.giveBack(ctx, ck, memory)
-		if err != nil {
-			l.giveBack(ctx, fk, l.cfg.FailureWindow)
-		}
-		return Outcome{Blocked: blocked, BlockedUntil: until}, err
-	}
 	if c > int64(l.cfg.MaxConsecutiveFailures) {
-		return l.lock(ctx, ck, fk, bk, now, memory)
+		return l.lock(ctx, ck, bk, ek, now, memory)
 	}
 	ok, err := verify(ctx)
 	if err != nil {
@@ -225,9 +228,9 @@ func (l *Lockout) try(ctx context.Context, account string, now time.Time, memory
 	}
 	switch {
 	case c >= int64(l.cfg.MaxConsecutiveFailures):
-		return l.lock(ctx, ck, fk, bk, now, memory)
+		return l.lock(ctx, ck, bk, ek, now, memory)
 	case f >= int64(l.cfg.MaxFailures):
-		return l.block(ctx, fk, bk, now)
+		return l.block(ctx, bk, ek, now)
 	}
 	return Outcome{AttemptsLeft: min(l.cfg.MaxFailures-int(f), l.cfg.MaxConsecutiveFailures-int(c))}, nil
 }
@@ -262,7 +265,7 @@ func (l *Lockout) blocked(ctx context.Context, bk string, now time.Time) (time.T
 
 // block starts a temporary block (unless one is already running) and
 // starts a fresh failure budget for after it.
-func (l *Lockout) block(ctx context.Context, fk, bk string, now time.Time) (Outcome, error) {
+func (l *Lockout) block(ctx context.Context, bk, ek string, now time.Time) (Outcome, error) {
 	until := now.Add(l.cfg.BlockFor)
 	_, err := l.store.CompareAndSet(ctx, bk, strconv.AppendInt(nil, until.UnixNano(), 10), l.cfg.BlockFor, 0)
 	switch {
@@ -275,15 +278,15 @@ func (l *Lockout) block(ctx context.Context, fk, bk string, now time.Time) (Outc
 	case err != nil:
 		return Outcome{}, fmt.Errorf("moat/stepup: writing block state: %w", err)
 	}
-	if err := l.store.Delete(ctx, fk); err != nil {
-		return Outcome{}, fmt.Errorf("moat/stepup: resetting failure count: %w", err)
+	if err := l.newBudget(ctx, ek); err != nil {
+		return Outcome{}, err
 	}
 	return Outcome{Blocked: true, BlockedUntil: until}, nil
 }
 
 // lock blocks the account until the consecutive-failure counter expires:
 // until Reset, for every account but an unknown username.
-func (l *Lockout) lock(ctx context.Context, ck, fk, bk string, now time.Time, memory time.Duration) (Outcome, error) {
+func (l *Lockout) lock(ctx context.Context, ck, bk, ek string, now time.Time, memory time.Duration) (Outcome, error) {
 	it, err := l.store.Get(ctx, ck)
 	until := now.Add(memory)
 	switch {
@@ -299,18 +302,44 @@ func (l *Lockout) lock(ctx context.Context, ck, fk, bk string, now time.Time, me
 	if _, err := l.store.Set(ctx, bk, strconv.AppendInt(nil, until.UnixNano(), 10), ttl); err != nil {
 		return Outcome{}, fmt.Errorf("moat/stepup: writing block state: %w", err)
 	}
-	if err := l.store.Delete(ctx, fk); err != nil {
-		return Outcome{}, fmt.Errorf("moat/stepup: resetting failure count: %w", err)
+	if err := l.newBudget(ctx, ek); err != nil {
+		return Outcome{}, err
 	}
 	return Outcome{Blocked: true, BlockedUntil: until}, nil
+}
+
+// failKey returns the failure count of account's budget epoch, from the
+// prefix fp that [Lockout.keys] gives.
+func (l *Lockout) failKey(ctx context.Context, fp, ek string) (string, error) {
+	epoch, err := l.counter(ctx, ek)
+	if err != nil {
+		return "", err
+	}
+	return fp + ":" + strconv.FormatInt(epoch, 10), nil
+}
+
+// newBudget starts a fresh failure budget for the attempts that come
+// after a block: it moves the epoch on. Attempts that read the old epoch
+// keep counting in the old budget, which is full. The epoch lives as long
+// as the consecutive count, so it never goes back to a budget still
+// counted.
+func (l *Lockout) newBudget(ctx context.Context, ek string) error {
+	if _, err := l.store.Increment(ctx, ek, 1, untilReset); err != nil {
+		return fmt.Errorf("moat/stepup: starting a failure budget: %w", err)
+	}
+	return nil
 }
 
 // State reports whether account is blocked and how many attempts it has
 // left, without using one.
 func (l *Lockout) State(ctx context.Context, account string, now time.Time) (Outcome, error) {
-	fk, ck, bk := l.keys(account)
+	fp, ck, bk, ek := l.keys(account)
 	if until, blocked, err := l.blocked(ctx, bk, now); err != nil || blocked {
 		return Outcome{Blocked: blocked, BlockedUntil: until}, err
+	}
+	fk, err := l.failKey(ctx, fp, ek)
+	if err != nil {
+		return Outcome{}, err
 	}
 	f, err := l.counter(ctx, fk)
 	if err != nil {
@@ -342,8 +371,11 @@ func (l *Lockout) counter(ctx context.Context, key string) (int64, error) {
 // Reset forgets account's failures and lifts any block: after a success,
 // or when an operator or a recovery flow unlocks the account.
 func (l *Lockout) Reset(ctx context.Context, account string) error {
-	fk, ck, bk := l.keys(account)
-	for _, k := range []string{fk, ck, bk} {
+	_, ck, bk, ek := l.keys(account)
+	if err := l.newBudget(ctx, ek); err != nil {
+		return err
+	}
+	for _, k := range []string{ck, bk} {
 		if err := l.store.Delete(ctx, k); err != nil {
 			return fmt.Errorf("moat/stepup: resetting attempts: %w", err)
 		}

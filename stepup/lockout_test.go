@@ -195,6 +195,40 @@ func TestLockoutBurstBlocksButDoesNotLock(t *testing.T) {
 	require.True(t, try(t, e, l, "alice", true).OK, "not locked: the block ended")
 }
 
+// TestLockoutBurstOfRightAnswers: a burst of the right answer (one that
+// only one caller can use, like a code) blocks the account, but the
+// attempts that reserved the budget before the block are still verified,
+// so exactly one passes, and no more wrong ones are verified than the
+// budget allows (a success starts a fresh one).
+func TestLockoutBurstOfRightAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const burst = 200
+	bs := &barrierStore{Store: e.store, n: burst, all: make(chan struct{})}
+	l, err := stepup.NewLockout(bs, stepup.LockoutConfig{Name: "t", MaxFailures: 5, BlockFor: time.Minute})
+	require.NoError(t, err)
+	var failed, used, passed atomic.Int32
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Go(func() {
+			out, err := l.Try(context.Background(), "alice", e.clock.Now(), func(context.Context) (bool, error) {
+				ok := used.CompareAndSwap(0, 1)
+				if !ok {
+					failed.Add(1)
+				}
+				return ok, nil
+			})
+			require.NoError(t, err)
+			if out.OK {
+				passed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int32(1), passed.Load(), "exactly one right answer passes")
+	require.LessOrEqual(t, failed.Load(), int32(5))
+}
+
 // barrierStore holds the first n reads of block records until all n have
 // arrived.
 type barrierStore struct {
